@@ -1,0 +1,126 @@
+"""Layer workloads: what a conv/FC layer asks of an accelerator, in SCALE-Sim's terms.
+
+`Layer` is what the layer walker reports for a network (PyTorch view: unpadded input, padding,
+which gate controls it). `ConvShape` is the exact workload a simulator sees (SCALE-Sim view:
+padded input extent, ceil output rule). Engines are keyed by `ConvShape`, so two layers of the
+same shape are simulated once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+ChannelAxis = Literal["in", "out"]
+
+
+@dataclass(frozen=True, order=True)
+class ConvShape:
+    """One SCALE-Sim topology row (conv form). An FC layer is a 1×1 conv on a 1×1 input."""
+
+    ifmap_h: int  # padded extent actually read: (ofmap_h - 1) * stride + filter_h
+    ifmap_w: int
+    filter_h: int
+    filter_w: int
+    channels: int
+    filters: int
+    stride: int
+
+    @property
+    def ofmap_h(self) -> int:
+        # SCALE-Sim's rule: ceil((H - R + s) / s).
+        return -(-(self.ifmap_h - self.filter_h + self.stride) // self.stride)
+
+    @property
+    def ofmap_w(self) -> int:
+        return -(-(self.ifmap_w - self.filter_w + self.stride) // self.stride)
+
+    @property
+    def ofmap_pixels(self) -> int:
+        return self.ofmap_h * self.ofmap_w
+
+    @property
+    def window(self) -> int:
+        """R·S·C: the length of one dot product."""
+        return self.filter_h * self.filter_w * self.channels
+
+    @property
+    def macs(self) -> int:
+        return self.ofmap_pixels * self.filters * self.window
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A conv or FC layer of a network as PyTorch runs it, with the gates that control it.
+
+    `layer_gate` names the gate that can skip the whole layer (a residual block or dense layer),
+    `channel_gate` the gate that can switch off channels of it, and `channel_axis` which of the
+    layer's channel counts that gate changes ("out": its filters; "in": its input channels).
+    """
+
+    name: str
+    kind: Literal["conv", "fc"]
+    in_h: int
+    in_w: int
+    padding: int
+    filter_h: int
+    filter_w: int
+    in_channels: int
+    out_channels: int
+    stride: int
+    layer_gate: str | None = None
+    channel_gate: str | None = None
+    channel_axis: ChannelAxis | None = None
+
+    @property
+    def out_h(self) -> int:
+        return (self.in_h + 2 * self.padding - self.filter_h) // self.stride + 1
+
+    @property
+    def out_w(self) -> int:
+        return (self.in_w + 2 * self.padding - self.filter_w) // self.stride + 1
+
+    @property
+    def gated_channels(self) -> int | None:
+        """Full channel count on the gated axis, or None for a layer without a channel gate."""
+        if self.channel_axis == "in":
+            return self.in_channels
+        if self.channel_axis == "out":
+            return self.out_channels
+        return None
+
+    def shape(self, in_channels: int | None = None, out_channels: int | None = None) -> ConvShape:
+        """The SCALE-Sim workload of this layer with the given active channel counts.
+
+        The padded extent is the one that reproduces PyTorch's output size under SCALE-Sim's
+        ceil rule, i.e. exactly the input pixels the convolution reads.
+        """
+        return ConvShape(
+            ifmap_h=(self.out_h - 1) * self.stride + self.filter_h,
+            ifmap_w=(self.out_w - 1) * self.stride + self.filter_w,
+            filter_h=self.filter_h,
+            filter_w=self.filter_w,
+            channels=self.in_channels if in_channels is None else in_channels,
+            filters=self.out_channels if out_channels is None else out_channels,
+            stride=self.stride,
+        )
+
+    @property
+    def macs(self) -> int:
+        return self.shape().macs
+
+
+@dataclass(frozen=True)
+class AccessCounts:
+    """Per-layer counts exactly as SCALE-Sim's COMPUTE and DETAILED_ACCESS reports give them."""
+
+    cycles: int  # "Total Cycles" (compute cycles, no prefetch) of COMPUTE_REPORT.csv
+    sram_ifmap_reads: int
+    sram_filter_reads: int
+    sram_ofmap_writes: int
+    dram_ifmap_reads: int
+    dram_filter_reads: int
+    dram_ofmap_writes: int
+
+
+COUNT_FIELDS: tuple[str, ...] = tuple(AccessCounts.__dataclass_fields__)
