@@ -9,7 +9,7 @@ from __future__ import annotations
 import configparser
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -59,8 +59,17 @@ class HardwareConfig:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("source")
+        """The config in its YAML form: `from_dict(hw.to_dict(), src) == hw`."""
+        d = {
+            "name": self.name,
+            "word_bits": self.word_bits,
+            "array": {"rows": self.rows, "cols": self.cols},
+            "dataflow": self.dataflow,
+            "sram_kB": dict(self.sram_kB),
+            "energy_pj": dict(self.energy_pj),
+        }
+        if self.clock_mhz is not None:
+            d["clock_mhz"] = self.clock_mhz
         return d
 
     def digest(self) -> str:
@@ -195,7 +204,8 @@ def load_hw(
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
-        raise _err(src, f"cannot read: {exc.strerror if isinstance(exc, OSError) else exc}")
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise _err(src, f"cannot read: {reason}") from None
     if path.suffix == ".cfg":
         hw = _from_scalesim_cfg(text, src, energy_pj)
         used = {**DEFAULT_ENERGY_PJ, **(energy_pj or {})}

@@ -2,14 +2,16 @@
 
 Every engine has the same call: `engine.counts(shapes, hw, jobs=..., progress=..., names=...)`
 returns `{shape: AccessCounts}` for the unique shapes given. `names` maps a shape to a layer name
-used in error messages ("layer stage1.block0.conv1: ...").
+used in error messages ("layer stage1.0.conv1: ...").
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Protocol
 
+from ddi_energy.errors import DDIError
 from ddi_energy.hardware import HardwareConfig
 from ddi_energy.workload import AccessCounts, ConvShape
 
@@ -26,3 +28,15 @@ class Engine(Protocol):
         progress: bool = True,
         names: Mapping[ConvShape, str] | None = None,
     ) -> dict[ConvShape, AccessCounts]: ...
+
+
+ENGINES = ("scalesim",)
+
+
+def get_engine(name: str, cache_dir: Path | None = None) -> Engine:
+    """An engine by name; imported lazily so that listing engines needs no simulator."""
+    if name == "scalesim":
+        from ddi_energy.engines.scalesim_engine import ScaleSimEngine
+
+        return ScaleSimEngine(cache_dir=cache_dir)
+    raise DDIError(f"unknown engine {name!r} (available: {', '.join(ENGINES)})")

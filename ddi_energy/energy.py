@@ -1,0 +1,54 @@
+"""Eq. 6 of the DDI paper: E = sum_i #acc_i * e_i + #MAC * e_MAC, per memory level.
+
+SCALE-Sim reports DRAM and SRAM (buffer) accesses but nothing inside the PEs, so the register
+file level is modelled here from the MAC count and the dataflow's mapping (see `rf_accesses`).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ddi_energy.hardware import HardwareConfig
+
+SRAM_COLUMNS = ("sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes")
+DRAM_COLUMNS = ("dram_ifmap_reads", "dram_filter_reads", "dram_ofmap_writes")
+ENERGY_COLUMNS = ("energy_dram_pj", "energy_sram_pj", "energy_rf_pj", "energy_mac_pj")
+
+# Per MAC a PE reads its ifmap operand, its weight and the partial sum, and writes the partial sum
+# back: 3 reads + 1 write (Eyeriss's accounting, Chen et al. ISCA 2016, Sec. III).
+RF_PER_MAC = 4
+
+RF_MODEL = (
+    "rf_accesses = 4 x MACs (per MAC: ifmap, weight and psum read, psum write; Eyeriss ISCA 2016) "
+    "+ one register access per element of the stationary operand as it is loaded or drained: "
+    "os = ofmap pixels x filters (outputs drained), ws = R*S*C x filters (weights loaded), "
+    "is = R*S*C x ofmap pixels (inputs loaded)"
+)
+
+
+def rf_accesses(frame: pd.DataFrame, dataflow: str) -> pd.Series:
+    """Register-file accesses per row, from MACs and the stationary operand of the dataflow.
+
+    `frame` needs columns macs, in_channels, out_channels, filter_h, filter_w, ofmap_h, ofmap_w.
+    """
+    window = frame["filter_h"] * frame["filter_w"] * frame["in_channels"]
+    pixels = frame["ofmap_h"] * frame["ofmap_w"]
+    stationary = {
+        "os": pixels * frame["out_channels"],
+        "ws": window * frame["out_channels"],
+        "is": window * pixels,
+    }[dataflow]
+    return RF_PER_MAC * frame["macs"] + stationary
+
+
+def add_energy(frame: pd.DataFrame, hw: HardwareConfig) -> pd.DataFrame:
+    """Add rf_accesses and the Eq. 6 energy columns (pJ) to a table of access counts."""
+    e = hw.energy_pj
+    out = frame.copy()
+    out["rf_accesses"] = rf_accesses(out, hw.dataflow)
+    out["energy_dram_pj"] = e["dram"] * out[list(DRAM_COLUMNS)].sum(axis=1)
+    out["energy_sram_pj"] = e["sram"] * out[list(SRAM_COLUMNS)].sum(axis=1)
+    out["energy_rf_pj"] = e["rf"] * out["rf_accesses"]
+    out["energy_mac_pj"] = e["mac"] * out["macs"]
+    out["energy_pj"] = out[list(ENERGY_COLUMNS)].sum(axis=1)
+    return out

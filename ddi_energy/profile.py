@@ -1,0 +1,203 @@
+"""Profiling: network layers x active channel counts -> engine counts -> Eq. 6 energy table.
+
+One row per (layer, active channel count). For a channel-gated layer, the rows sweep the count on
+the axis its gate changes (1..k); the row with every channel active is the full layer
+(`is_full`). Ungated layers have their full row only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from ddi_energy.energy import ENERGY_COLUMNS, RF_MODEL, add_energy
+from ddi_energy.engines import Engine
+from ddi_energy.errors import DDIError
+from ddi_energy.hardware import HardwareConfig
+from ddi_energy.workload import COUNT_FIELDS, ConvShape, Layer
+
+Granularity = Literal["channel", "layer"]
+
+TABLE_COLUMNS = (
+    "layer", "in_channels", "out_channels", "full_in_channels", "full_out_channels",
+    "ifmap_h", "ifmap_w", "filter_h", "filter_w", "stride", "macs", "cycles",
+    "sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes",
+    "dram_ifmap_reads", "dram_filter_reads", "dram_ofmap_writes", "rf_accesses",
+    "energy_dram_pj", "energy_sram_pj", "energy_rf_pj", "energy_mac_pj", "energy_pj",
+    # Beyond the required columns: what a consumer of the table needs to map rows to gates.
+    "layer_index", "kind", "is_full", "layer_gate", "channel_gate", "channel_axis",
+    "ofmap_h", "ofmap_w", "padding",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    """One table row: a layer with the given active input and output channel counts."""
+
+    index: int
+    layer: Layer
+    in_channels: int
+    out_channels: int
+
+    @property
+    def shape(self) -> ConvShape:
+        return self.layer.shape(self.in_channels, self.out_channels)
+
+    @property
+    def is_full(self) -> bool:
+        return (self.in_channels, self.out_channels) == (
+            self.layer.in_channels,
+            self.layer.out_channels,
+        )
+
+    @property
+    def name(self) -> str:
+        """Unique row name, used in emitted SCALE-Sim topologies."""
+        return f"{self.layer.name}_in{self.in_channels}_out{self.out_channels}"
+
+
+def row_specs(layers: Sequence[Layer], granularity: Granularity) -> list[RowSpec]:
+    """The rows of a table: every active channel count of gated layers, or full layers only."""
+    specs = []
+    for index, layer in enumerate(layers):
+        if granularity == "channel" and layer.channel_axis is not None:
+            for k in range(1, layer.gated_channels + 1):
+                if layer.channel_axis == "in":
+                    specs.append(RowSpec(index, layer, k, layer.out_channels))
+                else:
+                    specs.append(RowSpec(index, layer, layer.in_channels, k))
+        else:
+            specs.append(RowSpec(index, layer, layer.in_channels, layer.out_channels))
+    return specs
+
+
+def build_table(
+    specs: Sequence[RowSpec],
+    hw: HardwareConfig,
+    engine: Engine,
+    *,
+    jobs: int = 1,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Run the engine on the unique shapes of `specs` and assemble the Eq. 6 table."""
+    names: dict[ConvShape, str] = {}
+    for spec in specs:
+        names.setdefault(spec.shape, spec.name)
+    counts = engine.counts(list(names), hw, jobs=jobs, progress=progress, names=names)
+    records = []
+    for spec in specs:
+        shape, layer = spec.shape, spec.layer
+        c = counts[shape]
+        records.append(
+            {
+                "layer": layer.name,
+                "in_channels": spec.in_channels,
+                "out_channels": spec.out_channels,
+                "full_in_channels": layer.in_channels,
+                "full_out_channels": layer.out_channels,
+                "ifmap_h": shape.ifmap_h,
+                "ifmap_w": shape.ifmap_w,
+                "filter_h": shape.filter_h,
+                "filter_w": shape.filter_w,
+                "stride": shape.stride,
+                "macs": shape.macs,
+                **{f: getattr(c, f) for f in COUNT_FIELDS},
+                "layer_index": spec.index,
+                "kind": layer.kind,
+                "is_full": spec.is_full,
+                "layer_gate": layer.layer_gate or "",
+                "channel_gate": layer.channel_gate or "",
+                "channel_axis": layer.channel_axis or "",
+                "ofmap_h": shape.ofmap_h,
+                "ofmap_w": shape.ofmap_w,
+                "padding": layer.padding,
+            }
+        )
+    table = add_energy(pd.DataFrame.from_records(records), hw)
+    return table[list(TABLE_COLUMNS)]
+
+
+def network_totals(table: pd.DataFrame) -> dict[str, float]:
+    """Totals of the full network (every layer with all channels active)."""
+    full = table[table["is_full"]]
+    keys = ("macs", "cycles", "rf_accesses", *ENERGY_COLUMNS, "energy_pj")
+    return {k: float(full[k].sum()) for k in keys}
+
+
+def check_writable(out_dir: Path) -> None:
+    """Fail before any work if the output directory cannot be created or written."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DDIError(f"{out_dir}: cannot create output directory ({exc.strerror})") from None
+    if not out_dir.is_dir() or not os.access(out_dir, os.W_OK | os.X_OK):
+        raise DDIError(f"{out_dir}: output directory is not writable")
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write via a temp file in the same directory and rename: never a half-written file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def metadata(
+    *,
+    arch: str,
+    hw: HardwareConfig,
+    energy_note: str,
+    engine: str,
+    granularity: Granularity,
+    seconds: float,
+    table: pd.DataFrame,
+) -> dict[str, Any]:
+    """What a reader needs to trace every number of a table back to its inputs."""
+    return {
+        "arch": arch,
+        "hw": hw.to_dict(),
+        "hw_source": hw.source,
+        "hw_digest": hw.digest(),
+        "engine": engine,
+        "scalesim_version": version("scalesim"),
+        "ddi_energy_version": version("ddi-energy"),
+        "granularity": granularity,
+        "rows": len(table),
+        "units": {
+            "counts": f"words of {hw.word_bits} bits, as SCALE-Sim's reports count them",
+            "cycles": "cycles (SCALE-Sim 'Total Cycles', CALC mode, no stalls)",
+            "energy": "pJ",
+            "ifmap_h": "padded input extent read by the layer (SCALE-Sim topology value)",
+        },
+        "energy_model": "Eq. 6: E = sum_level accesses x e_level + MACs x e_mac",
+        "energy_source": energy_note,
+        "rf_model": RF_MODEL,
+        "totals_full_network": network_totals(table),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "seconds": round(seconds, 3),
+    }
+
+
+def write_table(
+    table: pd.DataFrame, meta: dict[str, Any], out_dir: Path, stem: str
+) -> tuple[Path, Path]:
+    """Write `<stem>.csv` and `<stem>.json` atomically; returns their paths."""
+    csv_path, json_path = out_dir / f"{stem}.csv", out_dir / f"{stem}.json"
+    atomic_write(csv_path, table.to_csv(index=False))
+    atomic_write(json_path, json.dumps(meta, indent=2) + "\n")
+    return csv_path, json_path

@@ -1,0 +1,130 @@
+"""`ddi-energy profile` end to end: outputs, metadata, and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from ddi_energy.cli.main import main
+
+from ddi_energy.profile import TABLE_COLUMNS
+from ddi_energy.walker import walk_arch
+
+HW = {
+    "name": "small",
+    "word_bits": 8,
+    "array": {"rows": 32, "cols": 32},
+    "dataflow": "ws",
+    "sram_kB": {"ifmap": 16, "filter": 16, "ofmap": 16},
+    "energy_pj": {"dram": 100.0, "sram": 2.0, "rf": 0.5, "mac": 0.25},
+}
+
+
+def run(argv: list[str], capsys) -> tuple[int, str, str]:
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def hw_file(tmp_path: Path) -> Path:
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(HW))
+    return path
+
+
+def test_profile_writes_table_and_metadata(tmp_path: Path, hw_file: Path, capsys, monkeypatch):
+    monkeypatch.setenv("DDI_ENERGY_CACHE", str(tmp_path / "cache"))
+    out_dir = tmp_path / "tables"
+    code, out, _ = run(
+        ["profile", "--arch", "resnet8", "--hw", str(hw_file), "--granularity", "layer",
+         "--out", str(out_dir), "--jobs", "1"],
+        capsys,
+    )  # fmt: skip
+    assert code == 0
+    table = pd.read_csv(out_dir / "resnet8_small_layer.csv")
+    assert tuple(table.columns) == TABLE_COLUMNS
+    layers = walk_arch("resnet8")
+    assert list(table["layer"]) == [layer.name for layer in layers]
+    assert table["is_full"].all()
+    meta = json.loads((out_dir / "resnet8_small_layer.json").read_text())
+    assert meta["arch"] == "resnet8" and meta["engine"] == "scalesim"
+    assert meta["hw"]["array"]["rows"] == 32 and len(meta["hw_digest"]) == 16
+    assert meta["scalesim_version"] == "3.0.0" and meta["granularity"] == "layer"
+    assert meta["totals_full_network"]["macs"] == sum(layer.macs for layer in layers)
+    assert meta["totals_full_network"]["energy_pj"] == pytest.approx(table["energy_pj"].sum())
+    assert "full network" in out and "conv1" in out and "DRAM" in out
+    assert not list(out_dir.glob(".*tmp"))  # no temp files left
+
+
+def test_emit_writes_scalesim_inputs(tmp_path: Path, hw_file: Path, capsys, monkeypatch):
+    monkeypatch.setenv("DDI_ENERGY_CACHE", str(tmp_path / "cache"))
+    emit = tmp_path / "emit"
+    code, _, _ = run(
+        ["profile", "--arch", "resnet8", "--hw", str(hw_file), "--granularity", "layer",
+         "--out", str(tmp_path / "t"), "--emit", str(emit), "--quiet"],
+        capsys,
+    )  # fmt: skip
+    assert code == 0
+    topo = (emit / "topology.csv").read_text().splitlines()
+    assert len(topo) == 1 + len(walk_arch("resnet8"))
+    assert all(line.endswith(",") for line in topo)
+    assert "ArrayHeight" in (emit / "scalesim.cfg").read_text()
+    assert (emit / "layout.csv").exists()
+
+
+def _bad_hw(tmp_path: Path, **changes) -> str:
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({**HW, **changes}))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (lambda p, hw: ["--arch", "resnet75", "--hw", hw], ["resnet75", "resnet74"]),
+        (lambda p, hw: ["--arch", "resnet8", "--hw", _bad_hw(p, dataflow="rs")],
+         ["bad.yaml", "dataflow", "os, ws, is"]),
+        (lambda p, hw: ["--arch", "resnet8", "--hw", _bad_hw(p, word_bits="wide")],
+         ["bad.yaml", "word_bits"]),
+        (lambda p, hw: ["--arch", "resnet8", "--hw", _bad_hw(p, array={"rows": -1, "cols": 4})],
+         ["array.rows", "> 0"]),
+        (lambda p, hw: ["--arch", "resnet8", "--hw", str(p / "missing.yaml")],
+         ["missing.yaml", "no such file"]),
+        (lambda p, hw: ["--arch", "resnet8", "--hw", hw, "--out", str(hw) + "/sub"],
+         ["cannot create output directory"]),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_no_output(tmp_path: Path, hw_file: Path, capsys, args,
+                                                 words):
+    out_dir = tmp_path / "never"
+    argv = ["profile", "--out", str(out_dir), *args(tmp_path, str(hw_file))]
+    code, out, err = run(argv, capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ddi-energy: error: "), err
+    for word in words:
+        assert word in lines[0]
+    assert not out_dir.exists()
+
+
+def test_module_entry_point_has_no_traceback(tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [oops\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "ddi_energy", "profile", "--arch", "resnet8", "--hw", str(bad),
+         "--out", str(tmp_path / "t")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+    assert "not valid YAML" in proc.stderr and not (tmp_path / "t").exists()
