@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -18,6 +17,11 @@ def cli() -> None:
     """Energy-aware dynamic inference: profile, train and report gated CNNs."""
 
 
+ENGINE_CHOICE = click.Choice(["analytic", "scalesim"])
+GRANULARITY_CHOICE = click.Choice(["channel", "layer"])
+DEFAULT_JOBS = os.cpu_count() or 1
+
+
 def _energy_overrides(values: dict[str, float | None]) -> dict[str, float] | None:
     given = {k: v for k, v in values.items() if v is not None}
     return given or None
@@ -27,9 +31,9 @@ def _energy_overrides(values: dict[str, float | None]) -> dict[str, float] | Non
 @click.option("--arch", required=True, help="Network from the zoo (see `ddi-energy models`).")
 @click.option("--hw", "hw_spec", required=True,
               help="Hardware config: bundled name (eyeriss.yaml), YAML path or SCALE-Sim .cfg.")
-@click.option("--engine", type=click.Choice(["scalesim"]), default="scalesim", show_default=True,
-              help="Where access counts come from.")
-@click.option("--granularity", type=click.Choice(["channel", "layer"]), default="channel",
+@click.option("--engine", type=ENGINE_CHOICE, default="analytic", show_default=True,
+              help="Where access counts come from: real SCALE-Sim, or its exact closed forms.")
+@click.option("--granularity", type=GRANULARITY_CHOICE, default="channel",
               show_default=True,
               help="channel: a row per active channel count of every gated layer; layer: full "
                    "layers only.")
@@ -38,7 +42,7 @@ def _energy_overrides(values: dict[str, float | None]) -> dict[str, float] | Non
 @click.option("--emit", "emit_dir", type=click.Path(path_type=Path), default=None,
               help="Also write the SCALE-Sim topology.csv, scalesim.cfg and layout.csv of the "
                    "table's rows here.")
-@click.option("--jobs", type=click.IntRange(min=1), default=os.cpu_count() or 1,
+@click.option("--jobs", type=click.IntRange(min=1), default=DEFAULT_JOBS,
               show_default="number of CPUs", help="Processes for SCALE-Sim runs.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
               help="SCALE-Sim result cache [default: $DDI_ENERGY_CACHE or ~/.cache/ddi-energy].")
@@ -51,37 +55,111 @@ def profile(arch: str, hw_spec: str, engine: str, granularity: str, out_dir: Pat
             emit_dir: Path | None, jobs: int, cache_dir: Path | None, e_dram: float | None,
             e_sram: float | None, e_rf: float | None, e_mac: float | None, quiet: bool) -> None:
     """Profile every layer of ARCH on HW and write the Eq. 6 energy table."""
-    from ddi_energy.engines import get_engine
     from ddi_energy.hardware import load_hw
-    from ddi_energy.profile import build_table, check_writable, metadata, row_specs, write_table
+    from ddi_energy.profile import check_writable, row_specs, run_profile, table_stem, write_table
     from ddi_energy.scalesim_files import write_inputs
     from ddi_energy.summary import layer_summary, totals_summary
     from ddi_energy.walker import walk_arch
 
-    start = time.perf_counter()
     layers = walk_arch(arch)
     overrides = _energy_overrides({"dram": e_dram, "sram": e_sram, "rf": e_rf, "mac": e_mac})
     hw, energy_note = load_hw(hw_spec, overrides)
     check_writable(out_dir)
     if emit_dir is not None:
         check_writable(emit_dir)
-    specs = row_specs(layers, granularity)
-    if emit_dir is not None:
+        specs = row_specs(layers, granularity)
         write_inputs(emit_dir, [(s.name, s.shape) for s in specs], hw)
         click.echo(f"wrote SCALE-Sim inputs for {len(specs)} rows to {emit_dir}/")
     click.echo(f"profiling {arch} on {hw.name} ({hw.rows}x{hw.cols} {hw.dataflow}, "
-               f"{hw.word_bits}-bit); {energy_note}", err=True)
-    table = build_table(specs, hw, get_engine(engine, cache_dir=cache_dir), jobs=jobs,
-                        progress=not quiet)
-    seconds = time.perf_counter() - start
-    meta = metadata(arch=arch, hw=hw, energy_note=energy_note, engine=engine,
-                    granularity=granularity, seconds=seconds, table=table)
-    stem = f"{arch}_{hw.name}" + ("_layer" if granularity == "layer" else "")
-    csv_path, json_path = write_table(table, meta, out_dir, stem)
+               f"{hw.word_bits}-bit) with the {engine} engine; {energy_note}", err=True)
+    table, meta = run_profile(arch, hw, energy_note, engine=engine, granularity=granularity,
+                              jobs=jobs, progress=not quiet, cache_dir=cache_dir)
+    csv_path, json_path = write_table(table, meta, out_dir, table_stem(arch, hw, granularity))
     if not quiet:
         click.echo(layer_summary(table))
     click.echo(totals_summary(table))
-    click.echo(f"wrote {csv_path} ({len(table)} rows) and {json_path} in {seconds:.1f} s")
+    click.echo(f"wrote {csv_path} ({len(table)} rows) and {json_path} in "
+               f"{meta['seconds']:.1f} s")
+
+
+@cli.command()
+@click.option("--arch", required=True, help="Network from the zoo.")
+@click.option("--hw", "hw_spec", required=True, help="Hardware config (name, YAML or .cfg).")
+@click.option("--granularity", type=GRANULARITY_CHOICE, default="channel", show_default=True)
+@click.option("--sample", type=click.IntRange(min=1), default=None,
+              help="Compare this many random unique shapes [default: all].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample.")
+@click.option("--jobs", type=click.IntRange(min=1), default=DEFAULT_JOBS,
+              show_default="number of CPUs", help="Processes for SCALE-Sim runs.")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
+              help="SCALE-Sim result cache [default: $DDI_ENERGY_CACHE or ~/.cache/ddi-energy].")
+def validate(arch: str, hw_spec: str, granularity: str, sample: int | None, seed: int, jobs: int,
+             cache_dir: Path | None) -> None:
+    """Compare the analytic engine with real SCALE-Sim, column by column (exit 1 on mismatch)."""
+    from ddi_energy.hardware import load_hw
+    from ddi_energy.profile import row_specs
+    from ddi_energy.validate import validate as run_validation
+    from ddi_energy.walker import walk_arch
+
+    specs = row_specs(walk_arch(arch), granularity)
+    hw, _ = load_hw(hw_spec)
+    result = run_validation(specs, hw, sample=sample, seed=seed, jobs=jobs, cache_dir=cache_dir)
+    click.echo(f"{arch} on {hw.name} ({hw.rows}x{hw.cols} {hw.dataflow}): {result.shapes} unique "
+               f"shapes ({result.rows} of {len(specs)} table rows) compared")
+    click.echo(result.per_column.to_string(index=False))
+    if not result.ok:
+        click.echo(f"\n{len(result.mismatches)} mismatching values:")
+        click.echo(result.mismatches.head(50).to_string(index=False))
+        sys.exit(1)
+    click.echo("0 mismatches: the analytic engine equals SCALE-Sim on every compared row")
+
+
+@cli.command()
+@click.option("--arch", required=True, help="Network from the zoo.")
+@click.option("--hw", "hw_spec", required=True, help="Base hardware config (name, YAML or .cfg).")
+@click.option("--vary", "vary_items", multiple=True, required=True, metavar="KEY=V1,V2,...",
+              help="A hardware key and its values, e.g. array.rows=8,16,32 (repeatable; the "
+                   "sweep is the cartesian product).")
+@click.option("--engine", type=ENGINE_CHOICE, default="analytic", show_default=True)
+@click.option("--granularity", type=GRANULARITY_CHOICE, default="channel", show_default=True)
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("sweeps"),
+              show_default=True, help="Directory for the per-point tables and the summary CSV.")
+@click.option("--jobs", type=click.IntRange(min=1), default=DEFAULT_JOBS,
+              show_default="number of CPUs", help="Processes for SCALE-Sim runs.")
+def sweep(arch: str, hw_spec: str, vary_items: tuple[str, ...], engine: str, granularity: str,
+          out_dir: Path, jobs: int) -> None:
+    """Profile ARCH on every hardware design point of the --vary grid."""
+    from ddi_energy.hardware import load_hw
+    from ddi_energy.profile import check_writable
+    from ddi_energy.sweep import design_points, parse_vary, run_sweep
+    from ddi_energy.walker import walk_arch
+
+    walk_arch(arch)
+    base, note = load_hw(hw_spec)
+    vary = parse_vary(vary_items)
+    n = len(design_points(base, vary))
+    check_writable(out_dir)
+    click.echo(f"sweeping {arch} over {n} design points of {base.name} ({engine} engine)",
+               err=True)
+    summary, path = run_sweep(arch, base, note, vary, out_dir, engine=engine,
+                              granularity=granularity, jobs=jobs)
+    with pd_display():
+        click.echo(summary.drop(columns=["table"]).to_string(index=False))
+    click.echo(f"wrote {n} tables and {path}")
+
+
+@cli.command("regenerate-tables")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Directory [default: the shipped cost_tables/].")
+def regenerate_tables(out_dir: Path | None) -> None:
+    """Rebuild the shipped tables: every CIFAR zoo network on every bundled config."""
+    from ddi_energy.profile import check_writable
+    from ddi_energy.tables import regenerate_shipped, shipped_dir
+
+    out_dir = out_dir or shipped_dir()
+    check_writable(out_dir)
+    paths = regenerate_shipped(out_dir)
+    click.echo(f"wrote {len(paths)} tables to {out_dir}")
 
 
 @cli.command()
@@ -90,6 +168,14 @@ def models() -> None:
     from ddi_energy.models.registry import list_models
 
     click.echo("\n".join(list_models()))
+
+
+def pd_display():
+    """Wide, unwrapped pandas printing for summary tables."""
+    import pandas as pd
+
+    return pd.option_context("display.width", 200, "display.max_columns", 50,
+                             "display.float_format", "{:.4g}".format)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -223,7 +223,9 @@ def load_hw(
     if energy_pj and isinstance(data, dict) and isinstance(data.get("energy_pj"), dict):
         data = {**data, "energy_pj": {**data["energy_pj"], **energy_pj}}
     hw = from_dict(data, src)
-    note = "energies from " + src + (" with flag overrides" if energy_pj else "")
+    # A bundled config is named as such, so shipped metadata does not carry this machine's path.
+    label = f"bundled {path.name}" if path in bundled_configs().values() else src
+    note = "energies from " + label + (" with flag overrides" if energy_pj else "")
     return hw, note
 
 

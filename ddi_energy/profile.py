@@ -21,9 +21,10 @@ from typing import Any, Literal
 import pandas as pd
 
 from ddi_energy.energy import ENERGY_COLUMNS, RF_MODEL, add_energy
-from ddi_energy.engines import Engine
+from ddi_energy.engines import Engine, get_engine
 from ddi_energy.errors import DDIError
 from ddi_energy.hardware import HardwareConfig
+from ddi_energy.walker import walk_arch
 from ddi_energy.workload import COUNT_FIELDS, ConvShape, Layer
 
 Granularity = Literal["channel", "layer"]
@@ -144,12 +145,17 @@ def check_writable(out_dir: Path) -> None:
         raise DDIError(f"{out_dir}: output directory is not writable")
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def atomic_write(path: Path, text: str) -> None:
     """Write via a temp file in the same directory and rename: never a half-written file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file normal permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -201,3 +207,32 @@ def write_table(
     atomic_write(csv_path, table.to_csv(index=False))
     atomic_write(json_path, json.dumps(meta, indent=2) + "\n")
     return csv_path, json_path
+
+
+def table_stem(arch: str, hw: HardwareConfig, granularity: Granularity) -> str:
+    """File stem of a table: `<arch>_<hw>` (channel) or `<arch>_<hw>_layer`."""
+    return f"{arch}_{hw.name}" + ("_layer" if granularity == "layer" else "")
+
+
+def run_profile(
+    arch: str,
+    hw: HardwareConfig,
+    energy_note: str,
+    *,
+    engine: str = "analytic",
+    granularity: Granularity = "channel",
+    jobs: int = 1,
+    progress: bool = True,
+    cache_dir: Path | None = None,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The table of `arch` on `hw` and its metadata (not written: see `write_table`)."""
+    start = time.perf_counter()
+    specs = row_specs(walk_arch(arch), granularity)
+    table = build_table(
+        specs, hw, get_engine(engine, cache_dir=cache_dir), jobs=jobs, progress=progress
+    )
+    meta = metadata(
+        arch=arch, hw=hw, energy_note=energy_note, engine=engine, granularity=granularity,
+        seconds=time.perf_counter() - start, table=table,
+    )  # fmt: skip
+    return table, meta

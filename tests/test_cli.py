@@ -47,7 +47,7 @@ def test_profile_writes_table_and_metadata(tmp_path: Path, hw_file: Path, capsys
     out_dir = tmp_path / "tables"
     code, out, _ = run(
         ["profile", "--arch", "resnet8", "--hw", str(hw_file), "--granularity", "layer",
-         "--out", str(out_dir), "--jobs", "1"],
+         "--out", str(out_dir), "--jobs", "1", "--engine", "scalesim"],
         capsys,
     )  # fmt: skip
     assert code == 0
@@ -64,6 +64,14 @@ def test_profile_writes_table_and_metadata(tmp_path: Path, hw_file: Path, capsys
     assert meta["totals_full_network"]["energy_pj"] == pytest.approx(table["energy_pj"].sum())
     assert "full network" in out and "conv1" in out and "DRAM" in out
     assert not list(out_dir.glob(".*tmp"))  # no temp files left
+    # The default (analytic) engine writes the same table, and says so in the metadata.
+    code, _, _ = run(["profile", "--arch", "resnet8", "--hw", str(hw_file), "--granularity",
+                      "layer", "--out", str(tmp_path / "fast"), "--quiet"], capsys)
+    assert code == 0
+    fast = pd.read_csv(tmp_path / "fast" / "resnet8_small_layer.csv")
+    pd.testing.assert_frame_equal(fast, table)
+    assert json.loads((tmp_path / "fast" / "resnet8_small_layer.json").read_text())[
+        "engine"] == "analytic"
 
 
 def test_emit_writes_scalesim_inputs(tmp_path: Path, hw_file: Path, capsys, monkeypatch):

@@ -30,13 +30,20 @@ class Engine(Protocol):
     ) -> dict[ConvShape, AccessCounts]: ...
 
 
-ENGINES = ("scalesim",)
+ENGINES = ("analytic", "scalesim")
 
 
 def get_engine(name: str, cache_dir: Path | None = None) -> Engine:
-    """An engine by name; imported lazily so that listing engines needs no simulator."""
+    """An engine by name; imported lazily so that listing engines needs no simulator.
+
+    `cache_dir` is used by the SCALE-Sim engine only (the analytic one needs no cache).
+    """
     if name == "scalesim":
         from ddi_energy.engines.scalesim_engine import ScaleSimEngine
 
         return ScaleSimEngine(cache_dir=cache_dir)
+    if name == "analytic":
+        from ddi_energy.engines.analytic import AnalyticEngine
+
+        return AnalyticEngine()
     raise DDIError(f"unknown engine {name!r} (available: {', '.join(ENGINES)})")

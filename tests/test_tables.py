@@ -1,0 +1,46 @@
+"""Shipped cost tables: complete, found by name, and equal to what the code produces now."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ddi_energy.errors import DDIError
+from ddi_energy.hardware import bundled_configs, load_hw
+from ddi_energy.profile import run_profile
+from ddi_energy.tables import CIFAR_ARCHS, load_cost_table, shipped_tables
+
+
+def test_every_cifar_net_on_every_bundled_config_ships():
+    expected = {f"{a}_{h}" for a in CIFAR_ARCHS for h in bundled_configs()}
+    assert expected <= set(shipped_tables())
+
+
+@pytest.mark.parametrize("name", sorted(shipped_tables()))
+def test_shipped_table_matches_the_code(name: str):
+    shipped = load_cost_table(name)
+    meta = shipped.attrs["meta"]
+    hw, note = load_hw(meta["hw"]["name"])
+    assert meta["hw_digest"] == hw.digest(), "the bundled config changed: regenerate-tables"
+    fresh, _ = run_profile(meta["arch"], hw, note, engine="analytic", progress=False)
+    fresh = pd.read_csv(pd.io.common.StringIO(fresh.to_csv(index=False)), keep_default_na=False)
+    pd.testing.assert_frame_equal(shipped.reset_index(drop=True), fresh, check_exact=False,
+                                  rtol=1e-12)
+
+
+def test_table_found_by_name_and_path():
+    by_name = load_cost_table("resnet74_eyeriss")
+    by_path = load_cost_table(Path(by_name.attrs["path"]))
+    assert len(by_name) == len(by_path) == 12 * 2 * (16 + 32 + 64) + 4
+    assert by_name.attrs["meta"]["arch"] == "resnet74"
+
+
+def test_unknown_or_broken_tables_are_refused(tmp_path: Path):
+    with pytest.raises(DDIError, match="resnet75_eyeriss.*resnet74_eyeriss"):
+        load_cost_table("resnet75_eyeriss")
+    broken = tmp_path / "t.csv"
+    broken.write_text("layer,macs\nconv1,5\n")
+    with pytest.raises(DDIError, match="missing column 'in_channels'"):
+        load_cost_table(broken)
