@@ -10,16 +10,28 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "get_model", "list_models", "walk_layers"]
+__all__ = [
+    "GATINGS", "ResourceLoss", "__version__", "cost_model", "get_model", "list_models",
+    "load_cost_table", "sample_costs", "set_budget", "walk_layers",
+]  # fmt: skip
 
 _LAZY = {
+    "GATINGS": "ddi_energy.models.dynamic",
+    "ResourceLoss": "ddi_energy.costs",
+    "cost_model": "ddi_energy.costs",
     "get_model": "ddi_energy.models.registry",
     "list_models": "ddi_energy.models.registry",
+    "load_cost_table": "ddi_energy.tables",
+    "sample_costs": "ddi_energy.costs",
+    "set_budget": "ddi_energy.costs",
     "walk_layers": "ddi_energy.walker",
 }
 
 if TYPE_CHECKING:
+    from ddi_energy.costs import ResourceLoss, cost_model, sample_costs, set_budget
+    from ddi_energy.models.dynamic import GATINGS
     from ddi_energy.models.registry import get_model, list_models
+    from ddi_energy.tables import load_cost_table
     from ddi_energy.walker import walk_layers
 
 

@@ -78,13 +78,18 @@ def _fc_layer(name: str, m: nn.Linear, x: torch.Tensor) -> Layer:
     )
 
 
-def walk_layers(model: nn.Module, input_size: tuple[int, int, int] | None = None) -> list[Layer]:
+def walk_layers(
+    model: nn.Module, input_size: tuple[int, int, int] | None = None, prefix: str = ""
+) -> list[Layer]:
     """Conv and FC layers of `model` in execution order, from one batch-1 forward on zeros.
+
+    Layer names are module names, `prefix.`-qualified if a prefix is given (for submodules).
 
     Runs on the device the model's parameters live on (a model built on the meta device costs
     no arithmetic). The model is put in eval mode for the pass, so BN statistics are untouched,
     and restored afterwards. A module called more than once is an error: layer names are keys.
     """
+    prefix = f"{prefix}." if prefix else ""
     if input_size is None:
         input_size = getattr(model, "input_size", None)
         if input_size is None:
@@ -103,9 +108,9 @@ def walk_layers(model: nn.Module, input_size: tuple[int, int, int] | None = None
             seen.add(name)
             x = args[0]
             if isinstance(module, nn.Conv2d):
-                layers.append(_conv_layer(name, module, x))
+                layers.append(_conv_layer(prefix + name, module, x))
             else:
-                layers.append(_fc_layer(name, module, x))  # type: ignore[arg-type]
+                layers.append(_fc_layer(prefix + name, module, x))  # type: ignore[arg-type]
 
         return hook
 

@@ -101,36 +101,23 @@ class ResNet(nn.Module):
         return self.fc(self.pool(x).flatten(1))
 
 
-@register_model("resnet8")
-def resnet8(num_classes: int = 10) -> ResNet:
-    return ResNet(1, num_classes)
+def _build(n: int, arch: str, num_classes: int, gating: str | None, exits: bool) -> nn.Module:
+    """The plain backbone (`gating=None`, no exits: what profiling walks) or a dynamic one."""
+    if gating is None and not exits:
+        return ResNet(n, num_classes)
+    from ddi_energy.models.dynamic_resnet import DynamicResNet
+
+    return DynamicResNet(n, arch, gating or "none", exits, num_classes)
 
 
-@register_model("resnet14")
-def resnet14(num_classes: int = 10) -> ResNet:
-    return ResNet(2, num_classes)
+def _register(arch: str, n: int) -> None:
+    def builder(num_classes: int = 10, gating: str | None = None, exits: bool = False):
+        return _build(n, arch, num_classes, gating, exits)
+
+    builder.__doc__ = f"CIFAR {arch}: {n} blocks per stage."
+    register_model(arch)(builder)
 
 
-@register_model("resnet20")
-def resnet20(num_classes: int = 10) -> ResNet:
-    return ResNet(3, num_classes)
-
-
-@register_model("resnet26")
-def resnet26(num_classes: int = 10) -> ResNet:
-    return ResNet(4, num_classes)
-
-
-@register_model("resnet38")
-def resnet38(num_classes: int = 10) -> ResNet:
-    return ResNet(6, num_classes)
-
-
-@register_model("resnet74")
-def resnet74(num_classes: int = 10) -> ResNet:
-    return ResNet(12, num_classes)
-
-
-@register_model("resnet110")
-def resnet110(num_classes: int = 10) -> ResNet:
-    return ResNet(18, num_classes)
+for _arch, _n in {"resnet8": 1, "resnet14": 2, "resnet20": 3, "resnet26": 4, "resnet38": 6,
+                  "resnet74": 12, "resnet110": 18}.items():  # fmt: skip
+    _register(_arch, _n)

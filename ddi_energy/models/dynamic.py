@@ -1,0 +1,120 @@
+"""What every dynamic (gated, early-exit) network returns, and the cost structure it declares.
+
+A dynamic network is a stem, a sequence of *units* (residual blocks, dense layers) and a head.
+Each unit can be skipped whole by a layer gate and can run with some of its *gated channels*
+off (the output channels of `out_layer` = the input channels of `in_layer`). Exit branches sit
+after some units. `CostStructure` lists the conv/FC layers of each part, which is all that cost
+accounting (`ddi_energy.costs`) needs to price a forward pass from its `Decisions`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from ddi_energy.errors import DDIError
+from ddi_energy.workload import Layer
+
+GATINGS = ("none", "layer", "channel-cnn", "channel-rnn", "mgl2s")
+
+
+def check_gating(gating: str) -> tuple[bool, str | None]:
+    """(layer gated?, channel gate kind 'cnn' | 'rnn' | None) of a gating mode."""
+    if gating not in GATINGS:
+        raise DDIError(f"unknown gating {gating!r} (allowed: {', '.join(GATINGS)})")
+    layer = gating in ("layer", "mgl2s")
+    channel = {"channel-cnn": "cnn", "channel-rnn": "rnn", "mgl2s": "cnn"}.get(gating)
+    return layer, channel
+
+
+@dataclass
+class Decisions:
+    """Hard per-input decisions of one forward pass (B inputs, U units, E exits).
+
+    A unit is `reached` if the input had not halted before it (its layer gate, if any, ran);
+    `executed` if its body ran; `channels[u]` marks the gated channels that ran (all False when
+    the body did not run). `exits_run` counts the exit branches computed; `exit_index` is the
+    output used (E = the final classifier).
+    """
+
+    reached: Tensor  # (B, U) bool
+    executed: Tensor  # (B, U) bool
+    channels: list[Tensor]  # U tensors (B, k_u) bool
+    channel_gate_ran: Tensor  # (B, U) bool
+    exits_run: Tensor  # (B,) long
+    exit_index: Tensor  # (B,) long
+
+    @property
+    def batch(self) -> int:
+        return int(self.reached.shape[0])
+
+    def active_channels(self) -> Tensor:
+        """(B, U) number of gated channels that ran per unit."""
+        return torch.stack([c.sum(1) for c in self.channels], dim=1)
+
+    def skip_ratio(self) -> Tensor:
+        """(B,) fraction of gated channels (over all units) that did not run."""
+        total = sum(c.shape[1] for c in self.channels)
+        return 1 - self.active_channels().sum(1).double() / total
+
+    @staticmethod
+    def empty(batch: int, widths: list[int], device: torch.device) -> Decisions:
+        units = len(widths)
+        false = torch.zeros((batch, units), dtype=torch.bool, device=device)
+        return Decisions(
+            reached=false.clone(),
+            executed=false.clone(),
+            channels=[torch.zeros((batch, k), dtype=torch.bool, device=device) for k in widths],
+            channel_gate_ran=false.clone(),
+            exits_run=torch.zeros(batch, dtype=torch.long, device=device),
+            exit_index=torch.zeros(batch, dtype=torch.long, device=device),
+        )
+
+
+@dataclass
+class GateProbs:
+    """Soft gate probabilities of a training-mode forward (ones where a gate is absent)."""
+
+    layer: Tensor  # (B, U) probability of executing each unit
+    channels: list[Tensor]  # U tensors (B, k_u): probability of each gated channel
+
+
+@dataclass
+class DDIOutput:
+    """`logits` of the output each input used; per-exit logits (NaN rows where not computed)."""
+
+    logits: Tensor
+    decisions: Decisions
+    exit_logits: list[Tensor] = field(default_factory=list)
+    probs: GateProbs | None = None  # training mode only
+
+
+@dataclass(frozen=True)
+class UnitLayers:
+    """The layers of one unit: gated convs, what runs whenever it is reached, its gates."""
+
+    name: str
+    out_layer: Layer  # its output channels are the unit's gated channels
+    in_layer: Layer  # reads the gated channels
+    always: tuple[Layer, ...]  # backbone layers that run whenever the unit is reached
+    layer_gate: tuple[Layer, ...]  # one step of the layer gate (runs whenever reached)
+    channel_gate: tuple[Layer, ...]  # the channel gate (runs when `channel_gate_ran`)
+
+    @property
+    def width(self) -> int:
+        return self.out_layer.out_channels
+
+
+@dataclass(frozen=True)
+class CostStructure:
+    """Every conv/FC layer a dynamic network can run, grouped by what decides whether it runs."""
+
+    arch: str
+    gating: str
+    stem: tuple[Layer, ...]
+    units: tuple[UnitLayers, ...]
+    exits: tuple[tuple[Layer, ...], ...]
+    exit_after: tuple[int, ...]  # unit index after which each exit branch sits
+    head: tuple[Layer, ...]

@@ -1,0 +1,266 @@
+"""The forward passes every MGL2S network shares: gates per unit, coarse to fine, then exits.
+
+A subclass provides `stem`, `head`, its units (`GatedUnit`s) and `cost_structure`; it calls
+`setup_gates` and `setup_exits` in its constructor. Training mode runs every unit on every input
+and multiplies by straight-through gates; `eval()` runs only what the gates chose (see
+`GatedUnit.eval_step`) and, with a budget, halts inputs at exits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ddi_energy.models.dynamic import (
+    CostStructure,
+    DDIOutput,
+    Decisions,
+    GateProbs,
+    UnitLayers,
+    check_gating,
+)
+from ddi_energy.models.exits import ExitBranch
+from ddi_energy.models.gates import RecurrentGate, straight_through
+from ddi_energy.walker import walk_arch, walk_layers
+from ddi_energy.workload import Layer
+
+GATE_INIT_BIAS = 2.0  # gates start at p ≈ sigmoid(2) ≈ 0.9: everything executes
+
+
+class GatedUnit(nn.Module):
+    """A skippable unit with `width` gated channels and, for CNN channel gating, `cgate`."""
+
+    cgate: nn.Module | None
+    width: int
+
+    def enter(self, x: Tensor, state: dict[str, Any]) -> Tensor:
+        """Ungated work done on reaching the unit (e.g. a transition); default none."""
+        return x
+
+    def train_step(self, x: Tensor, state: dict[str, Any], g_layer: Tensor,
+                   g_chan: Tensor | None) -> Tensor:  # fmt: skip
+        """Output for every input, the body scaled by the gates (B,) and (B, width)."""
+        raise NotImplementedError
+
+    def eval_step(self, x: Tensor, state: dict[str, Any], run: Tensor,
+                  mask: Tensor | None) -> Tensor:  # fmt: skip
+        """Output computing the body only for rows `run`, only their `mask`ed channels."""
+        raise NotImplementedError
+
+
+def _subset(value: Any, keep: Tensor) -> Any:
+    if isinstance(value, Tensor):
+        return value[keep]
+    if isinstance(value, tuple):
+        return tuple(_subset(v, keep) for v in value)
+    return value
+
+
+class DynamicNet(nn.Module):
+    """Stem → gated units → head, with exit branches after `exit_after` units."""
+
+    arch: str
+    gating: str
+    num_classes: int
+    units: list[GatedUnit]
+    unit_names: list[str]  # module names of the units, e.g. "stage2.3"
+
+    def setup_gates(self, gating: str, unit_in: list[int]) -> None:
+        """Create the recurrent gates for units whose inputs have `unit_in` channels."""
+        self.gating = gating
+        self.layer_gated, self.channel_kind = check_gating(gating)
+        widths = [u.width for u in self.units]
+        self.layer_gate = (RecurrentGate(unit_in, [1] * len(unit_in), GATE_INIT_BIAS)
+                           if self.layer_gated else None)  # fmt: skip
+        self.channel_gate = (RecurrentGate(unit_in, widths, GATE_INIT_BIAS)
+                             if self.channel_kind == "rnn" else None)  # fmt: skip
+        self.budget = None  # a ddi_energy.costs.Budget halts inputs at exits in eval mode
+
+    def setup_exits(self, after: list[int], specs: list[tuple[int, int]]) -> None:
+        """Exit branches after units `after`, on maps of (channels, size) `specs`."""
+        self.exit_after = list(after)
+        self.exits = nn.ModuleList(ExitBranch(c, s, self.num_classes) for c, s in specs)
+
+    def stem(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def head(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def always_layers(self, u: int, backbone: dict[str, Layer]) -> tuple[Layer, ...]:
+        """Backbone layers that run whenever unit u is reached, skipped or not."""
+        raise NotImplementedError
+
+    def cost_structure(self) -> CostStructure:
+        """Every layer this network can run, grouped for `ddi_energy.costs.CostModel`.
+
+        Backbone layers come from walking the plain arch (the names cost tables use); unit u's
+        gated convs are `<unit>.conv1` (its outputs are gated) and `<unit>.conv2`.
+        """
+        backbone = {layer.name: layer for layer in walk_arch(self.arch)}
+        units = []
+        for u, name in enumerate(self.unit_names):
+            conv1 = backbone[f"{name}.conv1"]
+            units.append(UnitLayers(
+                name, conv1, backbone[f"{name}.conv2"], self.always_layers(u, backbone),
+                self._gate_layers(u, f"{name}.layer_gate", layer=True),
+                self._gate_layers(u, f"{name}.channel_gate", layer=False,
+                                  in_hw=(conv1.in_h, conv1.in_w)),
+            ))  # fmt: skip
+        exits = tuple(tuple(walk_layers(branch, branch.input_size, f"exits.{j}"))
+                      for j, branch in enumerate(self.exits))  # fmt: skip
+        return CostStructure(self.arch, self.gating, (backbone["conv1"],), tuple(units), exits,
+                             tuple(self.exit_after), (backbone["fc"],))  # fmt: skip
+
+    def _gate_layers(self, u: int, prefix: str, *, layer: bool,
+                     in_hw: tuple[int, int] = (1, 1)) -> tuple[Layer, ...]:  # fmt: skip
+        """The layers of unit u's layer gate (`layer`) or channel gate; () if it has none."""
+        if layer:
+            gate = self.layer_gate
+            return tuple(gate.cost_layers(u, prefix)) if gate is not None else ()
+        if self.channel_gate is not None:
+            return tuple(self.channel_gate.cost_layers(u, prefix))
+        cgate = self.units[u].cgate
+        return tuple(walk_layers(cgate, (cgate.in_channels, *in_hw), prefix)) if cgate else ()
+
+    @property
+    def widths(self) -> list[int]:
+        return [u.width for u in self.units]
+
+    def forward(self, x: Tensor) -> DDIOutput:
+        x = self.stem(x)
+        return self._train_forward(x) if self.training else self._eval_forward(x)
+
+    def _gates(self, u: int, x: Tensor, states: dict) -> tuple[Tensor, Tensor | None]:
+        """(layer probability (B,), channel probabilities (B, k) or None) for unit u.
+
+        Under mgl2s the CNN channel gate is left to the caller: it runs only where the layer
+        gate executes the unit.
+        """
+        if self.layer_gate is not None:
+            p_layer, states["layer"] = self.layer_gate(u, x, states.get("layer"))
+            p_layer = p_layer[:, 0]
+        else:
+            p_layer = x.new_ones(x.shape[0])
+        if self.channel_gate is not None:
+            p_chan, states["channel"] = self.channel_gate(u, x, states.get("channel"))
+        elif self.channel_kind == "cnn" and not self.layer_gated:
+            p_chan = self.units[u].cgate(x)
+        else:
+            p_chan = None
+        return p_layer, p_chan
+
+    def _train_forward(self, x: Tensor) -> DDIOutput:
+        batch, states = x.shape[0], {}
+        d = Decisions.empty(batch, self.widths, x.device)
+        d.reached[:] = True
+        p_layers, p_chans, exit_logits = [], [], []
+        for u, unit in enumerate(self.units):
+            x = unit.enter(x, states)
+            p_layer, p_chan = self._gates(u, x, states)
+            if p_chan is None and self.channel_kind == "cnn":
+                p_chan = unit.cgate(x)
+            g_chan = straight_through(p_chan) if p_chan is not None else None
+            g_layer = straight_through(p_layer) if self.layer_gated else p_layer
+            x = unit.train_step(x, states, g_layer, g_chan)
+            executed = g_layer.detach() > 0.5
+            d.executed[:, u] = executed
+            if g_chan is not None:
+                d.channels[u] = (g_chan.detach() > 0.5) & executed[:, None]
+                d.channel_gate_ran[:, u] = executed if self.layer_gated else True
+            else:
+                d.channels[u] = executed[:, None].expand(-1, unit.width).clone()
+            p_layers.append(p_layer)
+            p_chans.append(p_chan if p_chan is not None else x.new_ones((batch, unit.width)))
+            if u in self.exit_after:
+                exit_logits.append(self.exits[self.exit_after.index(u)](x))
+        d.exits_run[:] = len(self.exits)
+        d.exit_index[:] = len(self.exits)
+        return DDIOutput(self.head(x), d, exit_logits, GateProbs(torch.stack(p_layers, 1), p_chans))
+
+    @torch.no_grad()
+    def _eval_forward(self, x: Tensor) -> DDIOutput:
+        batch, states = x.shape[0], {}
+        d = Decisions.empty(batch, self.widths, x.device)
+        alive = torch.arange(batch, device=x.device)  # rows of the batch that have not halted
+        logits = x.new_full((batch, self.num_classes), float("nan"))
+        exit_logits = [logits.clone() for _ in self.exits]
+        for u, unit in enumerate(self.units):
+            d.reached[alive, u] = True
+            x = unit.enter(x, states)
+            p_layer, p_chan = self._gates(u, x, states)
+            run = (p_layer > 0.5).nonzero().squeeze(1)
+            mask = None
+            if self.channel_kind is not None and run.numel():
+                if p_chan is None:  # mgl2s: the channel gate runs for executing inputs only
+                    p_chan = unit.cgate(x if run.numel() == x.shape[0] else x[run])
+                else:
+                    p_chan = p_chan[run]
+                mask = p_chan > 0.5
+                d.channel_gate_ran[alive if not self.layer_gated else alive[run], u] = True
+            elif self.channel_kind is not None and not self.layer_gated:
+                d.channel_gate_ran[alive, u] = True
+            d.executed[alive[run], u] = True
+            d.channels[u][alive[run]] = True if mask is None else mask
+            x = unit.eval_step(x, states, run, mask)
+            if u in self.exit_after:
+                j = self.exit_after.index(u)
+                out_j = self.exits[j](x)
+                exit_logits[j][alive] = out_j
+                d.exits_run[alive] += 1
+                if self.budget is not None:
+                    halt = self.budget.halt(d, alive, next_exit=j + 1)
+                    if bool(halt.any()):
+                        logits[alive[halt]] = out_j[halt]
+                        d.exit_index[alive[halt]] = j
+                        keep = ~halt
+                        alive, x = alive[keep], x[keep]
+                        states = {k: _subset(v, keep) for k, v in states.items()}
+                        if alive.numel() == 0:
+                            return DDIOutput(logits, d, exit_logits)
+        logits[alive] = self.head(x)
+        d.exit_index[alive] = len(self.exits)
+        return DDIOutput(logits, d, exit_logits)
+
+
+def _bn_subset(x: Tensor, bn: nn.BatchNorm2d, idx: Tensor) -> Tensor:
+    """Inference BN over the channels `idx` only."""
+    return nn.functional.batch_norm(x, bn.running_mean[idx], bn.running_var[idx],
+                                    bn.weight[idx], bn.bias[idx], False, 0.0, bn.eps)  # fmt: skip
+
+
+def masked_pair(x: Tensor, conv_a: nn.Conv2d, bn: nn.BatchNorm2d, conv_b: nn.Conv2d,
+                gate: Tensor | None) -> Tensor:  # fmt: skip
+    """conv_b(gate · ReLU(bn(conv_a(x)))): the gated channels are conv_a's outputs (training)."""
+    h = torch.relu(bn(conv_a(x)))
+    if gate is not None:
+        h = h * gate[:, :, None, None]
+    return conv_b(h)
+
+
+def sliced_pair(x: Tensor, conv_a: nn.Conv2d, bn: nn.BatchNorm2d, conv_b: nn.Conv2d,
+                mask: Tensor | None) -> Tensor:  # fmt: skip
+    """`masked_pair` at inference, computing only the channels some row of `mask` keeps.
+
+    conv_a runs only the kept filters and conv_b reads only the kept inputs; rows of a batch
+    that keep fewer channels are masked (at batch size 1 nothing is). With no channel kept
+    neither conv runs and the result is zeros.
+    """
+    if mask is None or bool(mask.all()):
+        return masked_pair(x, conv_a, bn, conv_b, None)
+    keep = mask.any(0).nonzero().squeeze(1)
+    if keep.numel() == 0:
+        h, w = conv_out_size(conv_b, *conv_out_size(conv_a, x.shape[2], x.shape[3]))
+        return x.new_zeros((x.shape[0], conv_b.out_channels, h, w))
+    h = nn.functional.conv2d(x, conv_a.weight[keep], None, conv_a.stride, conv_a.padding)
+    h = torch.relu(_bn_subset(h, bn, keep))
+    if x.shape[0] > 1:
+        h = h * mask[:, keep, None, None].to(h.dtype)
+    return nn.functional.conv2d(h, conv_b.weight[:, keep], None, conv_b.stride, conv_b.padding)
+
+
+def conv_out_size(conv: nn.Conv2d, h: int, w: int) -> tuple[int, int]:
+    (kh, kw), (sh, sw), (ph, pw) = conv.kernel_size, conv.stride, conv.padding
+    return (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1

@@ -1,0 +1,114 @@
+"""Gating networks of MGL2S (paper Sec. III-A2, IV-A) and the straight-through estimator.
+
+- `RecurrentGate`: SkipNet's layer gate, one LSTM (hidden 10) shared by every unit, fed by a
+  per-unit global-average-pool → 1×1 conv to an embedding of 10, read out by a linear layer
+  (to 1 output for layer gating, or to k outputs per unit for the `channel-rnn` variant).
+- `ChannelGateCNN`: the paper's CNN channel gate, 3×3 stride-2 conv c→c → BN-ReLU → global
+  average pool → FC c×k.
+
+The LSTM is written with two `nn.Linear`s instead of `nn.LSTMCell` so that the matmuls
+`FlopCounterMode` sees are exactly the layers our cost accounting lists.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ddi_energy.workload import Layer
+
+EMBED = 10  # SkipNet/paper: 1×1 conv to 10, LSTM hidden size 10
+
+LstmState = tuple[Tensor, Tensor]
+
+
+def straight_through(p: Tensor) -> Tensor:
+    """Hard {0,1} decisions (p > 0.5) in the forward pass, d/dp = 1 in the backward pass."""
+    hard = (p > 0.5).to(p.dtype)
+    return hard + p - p.detach()
+
+
+def fc_layer(name: str, linear: nn.Linear) -> Layer:
+    """An `nn.Linear` applied to one vector per input, as a 1×1 conv on a 1×1 map."""
+    return Layer(name, "fc", 1, 1, 0, 1, 1, linear.in_features, linear.out_features, 1)
+
+
+def conv_layer(name: str, conv: nn.Conv2d, in_h: int, in_w: int) -> Layer:
+    return Layer(name, "conv", in_h, in_w, int(conv.padding[0]), conv.kernel_size[0],
+                 conv.kernel_size[1], conv.in_channels, conv.out_channels, int(conv.stride[0]))
+
+
+class LinearLSTMCell(nn.Module):
+    """An LSTM cell whose two matmuls are visible `nn.Linear`s."""
+
+    def __init__(self, n_in: int, hidden: int) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.ih = nn.Linear(n_in, 4 * hidden)
+        self.hh = nn.Linear(hidden, 4 * hidden, bias=False)
+
+    def zero_state(self, batch: int, like: Tensor) -> LstmState:
+        z = like.new_zeros((batch, self.hidden))
+        return z, z
+
+    def forward(self, x: Tensor, state: LstmState) -> tuple[Tensor, LstmState]:
+        h, c = state
+        i, f, g, o = (self.ih(x) + self.hh(h)).chunk(4, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return h, (h, c)
+
+
+class RecurrentGate(nn.Module):
+    """A recurrent gate over a sequence of units: one shared LSTM, a 1×1 embedding per unit.
+
+    `outputs[u]` is the number of decisions for unit u: 1 for a layer gate, k for a channel gate.
+    A shared readout is used when every unit has one output (SkipNet), a per-unit one otherwise.
+    """
+
+    def __init__(self, in_channels: list[int], outputs: list[int], init_bias: float) -> None:
+        super().__init__()
+        self.proj = nn.ModuleList(nn.Conv2d(c, EMBED, 1) for c in in_channels)
+        self.cell = LinearLSTMCell(EMBED, EMBED)
+        self.shared = all(k == 1 for k in outputs)
+        heads = [nn.Linear(EMBED, 1)] if self.shared else [nn.Linear(EMBED, k) for k in outputs]
+        self.heads = nn.ModuleList(heads)
+        for head in self.heads:
+            nn.init.constant_(head.bias, init_bias)
+
+    def head(self, unit: int) -> nn.Linear:
+        return self.heads[0 if self.shared else unit]
+
+    def forward(self, unit: int, x: Tensor, state: LstmState | None) -> tuple[Tensor, LstmState]:
+        """Probabilities (B, outputs[unit]) for unit `unit` given its input feature map."""
+        e = self.proj[unit](x.mean((2, 3), keepdim=True)).flatten(1)
+        if state is None:
+            state = self.cell.zero_state(x.shape[0], e)
+        h, state = self.cell(e, state)
+        return torch.sigmoid(self.head(unit)(h)), state
+
+    def cost_layers(self, unit: int, prefix: str) -> list[Layer]:
+        """The conv/FC layers one step of this gate runs for unit `unit`."""
+        proj = self.proj[unit]
+        return [
+            conv_layer(f"{prefix}.proj", proj, 1, 1),
+            fc_layer(f"{prefix}.lstm.ih", self.cell.ih),
+            fc_layer(f"{prefix}.lstm.hh", self.cell.hh),
+            fc_layer(f"{prefix}.head", self.head(unit)),
+        ]
+
+
+class ChannelGateCNN(nn.Module):
+    """3×3/2 conv c→c, BN-ReLU, global average pool, FC c×k, sigmoid: k channel probabilities."""
+
+    def __init__(self, in_channels: int, channels: int, init_bias: float) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.conv = nn.Conv2d(in_channels, in_channels, 3, stride=2, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(in_channels)
+        self.fc = nn.Linear(in_channels, channels)
+        nn.init.constant_(self.fc.bias, init_bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = torch.relu(self.bn(self.conv(x)))
+        return torch.sigmoid(self.fc(h.mean((2, 3))))

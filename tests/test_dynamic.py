@@ -1,0 +1,244 @@
+"""MGL2S networks: real skipping, exact per-input costs, differentiable resource losses, budgets."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+import ddi_energy
+from ddi_energy.costs import cost_model, sample_costs, set_budget
+from ddi_energy.errors import DDIError
+from ddi_energy.models.dynamic import GATINGS
+from ddi_energy.profile import network_totals
+
+GATED = [g for g in GATINGS if g != "none"]
+
+
+def gate_heads(model: nn.Module) -> list[nn.Linear]:
+    """The linear readouts whose biases set every gate's probabilities."""
+    heads = []
+    for gate in (model.layer_gate, model.channel_gate):
+        if gate is not None:
+            heads.extend(gate.heads)
+    heads.extend(u.cgate.fc for u in model.units if u.cgate is not None)
+    return heads
+
+
+def set_bias(model: nn.Module, value: float) -> nn.Module:
+    """Gate biases at `value`; readout weights scaled up so that, near 0, decisions vary by
+    unit, channel and input (about half skip) instead of following the bias alone."""
+    with torch.no_grad():
+        for head in gate_heads(model):
+            head.bias.fill_(value)
+            head.weight.mul_(8.0)
+        for gate in filter(None, (model.layer_gate, model.channel_gate)):
+            for proj in gate.proj:
+                proj.weight.mul_(8.0)
+            gate.cell.ih.weight.mul_(8.0)
+    return model
+
+
+def eval_model(arch: str, gating: str, exits: bool = False, bias: float = 0.0,
+               seed: int = 0) -> nn.Module:  # fmt: skip
+    """A dynamic net in eval mode with gate biases at `bias` (0: about half skip)."""
+    torch.manual_seed(seed)
+    model = ddi_energy.get_model(arch, gating=gating, exits=exits)
+    for m in model.modules():  # non-trivial BN statistics
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+    return set_bias(model, bias).eval()
+
+
+@pytest.mark.parametrize("exits", [False, True], ids=["no-exits", "exits"])
+@pytest.mark.parametrize("gating", GATINGS)
+@pytest.mark.parametrize("arch", ["resnet20", "densenet100"])
+def test_flop_counter_equals_sample_costs(arch: str, gating: str, exits: bool):
+    model = eval_model(arch, gating, exits)
+    executed, skipped = [], []
+    for seed in range(3):
+        x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
+        with FlopCounterMode(display=False) as counter:
+            out = model(x)
+        costs = sample_costs(model, out.decisions)
+        assert counter.get_total_flops() == costs["flops"][0]
+        executed.append(out.decisions.executed.double().mean().item())
+        skipped.append(costs["channel_skip_ratio"][0])
+    if gating in ("layer", "mgl2s"):
+        assert 0.15 < sum(executed) / 3 < 0.85  # really skipping blocks
+    if gating in ("channel-cnn", "channel-rnn"):
+        assert 0.25 < sum(skipped) / 3 < 0.75  # and channels
+    if gating == "mgl2s":  # skipped blocks count as skipped channels too
+        assert 0.4 < sum(skipped) / 3 < 0.9
+
+
+@pytest.mark.parametrize("gating", GATED)
+@pytest.mark.parametrize("arch", ["resnet14", "densenet100"])
+def test_real_skipping_computes_what_masking_computes(arch: str, gating: str):
+    """Eval (sliced, sub-batched) and train-mode (masked) forwards agree for the same decisions,
+    at batch 1 and for a batch whose inputs decide differently."""
+    model = eval_model(arch, gating, exits=True)
+    contrast = torch.tensor([0.2, 1.0, 3.0, 8.0])[:, None, None, None]  # inputs that differ
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * contrast
+    batched = model(x)
+    masked_model = model.train()
+    for m in masked_model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.eval()  # running statistics, as in eval mode
+    with torch.no_grad():
+        masked = masked_model(x)
+    model.eval()
+    torch.testing.assert_close(batched.logits, masked.logits, rtol=1e-4, atol=1e-5)
+    for j, exit_logits in enumerate(batched.exit_logits):
+        torch.testing.assert_close(exit_logits, masked.exit_logits[j], rtol=1e-4, atol=1e-5)
+    assert torch.equal(batched.decisions.executed, masked.decisions.executed)
+    for a, b in zip(batched.decisions.channels, masked.decisions.channels, strict=True):
+        assert torch.equal(a, b)
+    # The batch exercises sub-batching: inputs disagree on some unit or some channel.
+    executed = batched.decisions.executed
+    if model.layer_gated:
+        assert (executed.any(0) & ~executed.all(0)).any()
+    if model.channel_kind is not None:
+        assert any((c.any(0) & ~c.all(0)).any() for c in batched.decisions.channels)
+    for i in range(4):  # batch-1 runs agree with the batched run
+        single = model(x[i:i + 1])
+        torch.testing.assert_close(single.logits, batched.logits[i:i + 1], rtol=1e-4, atol=1e-5)
+        assert torch.equal(single.decisions.executed[0], batched.decisions.executed[i])
+
+
+def test_plain_and_dynamic_share_backbone_names():
+    plain = dict(ddi_energy.get_model("resnet20").named_parameters())
+    dynamic = dict(ddi_energy.get_model("resnet20", gating="mgl2s").named_parameters())
+    assert set(plain) <= set(dynamic)  # a trained backbone loads into the gated model
+    assert ddi_energy.get_model("resnet20", gating="none").gating == "none"
+    with pytest.raises(DDIError, match="unknown gating 'lstm'.*mgl2s"):
+        ddi_energy.get_model("resnet20", gating="lstm")
+
+
+@pytest.mark.parametrize(
+    ("arch", "gating"), [*(("resnet20", g) for g in GATINGS), ("densenet100", "mgl2s")]
+)
+def test_every_gate_on_costs_the_table_total(arch: str, gating: str):
+    table = ddi_energy.load_cost_table(f"{arch}_eyeriss")
+    model = eval_model(arch, gating, exits=True, bias=1000.0)
+    out = model(torch.randn(2, 3, 32, 32))
+    costs = sample_costs(model, out.decisions, table)
+    totals = network_totals(table)
+    backbone = costs["flops"] - costs["overhead_flops"]
+    assert (backbone == 2 * totals["macs"]).all()
+    backbone_energy = costs["energy_pj"] - costs["overhead_energy_pj"]
+    assert backbone_energy.tolist() == pytest.approx([totals["energy_pj"]] * 2, rel=1e-12)
+    full = cost_model(model, table).full()
+    assert costs["energy_pj"].tolist() == pytest.approx([float(full[1])] * 2, rel=1e-12)
+    assert (costs["exit"] == 6).all() and (costs["channel_skip_ratio"] == 0).all()
+    if gating == "none":
+        assert (costs["overhead_flops"] > 0).all()  # the exits
+
+
+@pytest.mark.parametrize("mode", ["flops", "energy", "latency"])
+@pytest.mark.parametrize("gating", GATED)
+def test_resource_loss_gradients_reach_every_gate(gating: str, mode: str):
+    table = ddi_energy.load_cost_table("resnet14_eyeriss")
+    torch.manual_seed(0)
+    model = ddi_energy.get_model("resnet14", gating=gating).train()
+    set_bias(model, 0.5)
+    loss_fn = ddi_energy.ResourceLoss(model, table, mode=mode)
+    x = torch.randn(3, 3, 32, 32)
+    loss = loss_fn(model(x))
+    assert 0 < loss.item() < 1.05
+    loss.backward()
+    gates = [model.layer_gate, model.channel_gate, *(u.cgate for u in model.units)]
+    for gate in filter(None, gates):
+        for name, p in gate.named_parameters():
+            if name.startswith("bn.") or name.endswith("hh.weight"):
+                continue  # BN affine under ReLU can be dead; hh sees h=0 at the first unit
+            assert p.grad is not None and p.grad.abs().sum() > 0, (type(gate).__name__, name)
+    # Lowering the gates' probabilities lowers the loss (layer gates in every mode; channel
+    # gates in flops mode, where the cost is monotone in the channel count).
+    heads = model.layer_gate.heads if model.layer_gate is not None and mode != "flops" \
+        else gate_heads(model)
+    with torch.no_grad():
+        before = loss_fn(model(x)).item()
+        for head in heads:
+            head.bias -= 1.0
+        after = loss_fn(model(x)).item()
+    assert after < before
+
+
+def test_resource_loss_equals_hard_cost_at_saturated_gates():
+    table = ddi_energy.load_cost_table("resnet14_edge_npu")
+    model = set_bias(ddi_energy.get_model("resnet14", gating="mgl2s"), 1000.0).train()
+    out = model(torch.randn(2, 3, 32, 32))
+    for mode, column in (("flops", "flops"), ("energy", "energy_pj"), ("latency", "cycles")):
+        loss = ddi_energy.ResourceLoss(model, table, mode=mode, normalize=False)(out)
+        assert loss.item() == pytest.approx(sample_costs(model, out.decisions, table)[column][0],
+                                            rel=1e-9)
+
+
+def test_foreign_or_incomplete_tables_are_refused(tmp_path):
+    model = ddi_energy.get_model("resnet38", gating="mgl2s")
+    with pytest.raises(DDIError, match="built for arch 'resnet20', but the model is 'resnet38'"):
+        ddi_energy.ResourceLoss(model, ddi_energy.load_cost_table("resnet20_eyeriss"))
+    model = ddi_energy.get_model("resnet20", gating="mgl2s")
+    table = ddi_energy.load_cost_table("resnet20_eyeriss")
+    gap = table[~((table["layer"] == "stage2.1.conv1") & (table["out_channels"] == 7))]
+    gap.attrs = table.attrs
+    with pytest.raises(DDIError, match="'stage2.1.conv1' with in_channels=32, out_channels=7"):
+        ddi_energy.ResourceLoss(model, gap, mode="energy")
+    layer_only = table[table["is_full"]]
+    layer_only.attrs = table.attrs
+    with pytest.raises(DDIError, match="granularity channel"):
+        sample_costs(model, model.eval()(torch.randn(1, 3, 32, 32)).decisions, layer_only)
+    reshaped = table.copy()
+    reshaped.loc[reshaped["layer"] == "stage1.0.conv1", "ifmap_h"] = 66
+    reshaped.attrs = table.attrs
+    with pytest.raises(DDIError, match="'stage1.0.conv1' has ifmap_h=66 but the model's layer"):
+        ddi_energy.ResourceLoss(model, reshaped, mode="energy")
+    with pytest.raises(DDIError, match="needs a cost table"):
+        ddi_energy.ResourceLoss(model, mode="latency")
+
+
+@pytest.mark.parametrize(
+    ("arch", "mode"), [("resnet20", "flops"), ("resnet20", "energy"), ("densenet100", "energy")]
+)
+def test_budget_halts_inputs_within_it(arch: str, mode: str):
+    table = ddi_energy.load_cost_table(f"{arch}_eyeriss")
+    model = eval_model(arch, "mgl2s", exits=True, bias=0.5)
+    column = "flops" if mode == "flops" else "energy_pj"
+    x = torch.randn(6, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    free = sample_costs(model, model(x).decisions, table)[column]
+    exits_used = []
+    for fraction in (0.3, 0.6, 0.9):
+        limit = fraction * free.max()
+        set_budget(model, limit, mode, table)
+        out = model(x)
+        costs = sample_costs(model, out.decisions, table)
+        assert (costs[column] <= limit).all()
+        assert not out.logits.isnan().any()
+        exits_used.append(costs["exit"].to_numpy())
+        with FlopCounterMode(display=False) as counter:  # batch 1: halting really stops work
+            single = model(x[:1])
+        assert counter.get_total_flops() == sample_costs(model, single.decisions)["flops"][0]
+    set_budget(model, None)
+    assert (exits_used[0] <= exits_used[1]).all() and (exits_used[1] <= exits_used[2]).all()
+    assert exits_used[0].max() < 6  # a tight budget stops before the final classifier
+
+
+def test_budget_needs_exits():
+    with pytest.raises(DDIError, match="exits=True"):
+        set_budget(ddi_energy.get_model("resnet8", gating="layer"), 1e6)
+
+
+def test_sample_costs_frame_columns():
+    model = eval_model("resnet8", "mgl2s")
+    out = model(torch.randn(3, 3, 32, 32))
+    frame = sample_costs(model, out.decisions, ddi_energy.load_cost_table("resnet8_tpu_like"))
+    assert isinstance(frame, pd.DataFrame) and len(frame) == 3
+    for column in ("flops", "energy_pj", "energy_dram_pj", "energy_sram_pj", "energy_rf_pj",
+                   "energy_mac_pj", "cycles"):
+        assert (frame[column] > 0).all()
+    levels = frame[["energy_dram_pj", "energy_sram_pj", "energy_rf_pj", "energy_mac_pj"]]
+    assert levels.sum(axis=1).to_numpy() == pytest.approx(frame["energy_pj"].to_numpy())
