@@ -163,6 +163,60 @@ def regenerate_tables(out_dir: Path | None) -> None:
 
 
 @cli.command()
+@click.option("--arch", required=True, help="Network from the zoo.")
+@click.option("--gating", required=True, type=click.Choice(
+    ["none", "layer", "channel-cnn", "channel-rnn", "mgl2s"]), help="Gating mode.")
+@click.option("--exits", is_flag=True, help="Add the RADI exit branches.")
+@click.option("--hw", "hw_spec", default=None,
+              help="Also price energy and cycles on this hardware config (profiled now with "
+                   "the analytic engine).")
+@click.option("--cost-table", "table_spec", default=None,
+              help="Price with this cost table instead: a CSV path or a shipped name such as "
+                   "resnet74_eyeriss.")
+@click.option("--per-unit/--no-per-unit", default=True, show_default=True,
+              help="Print the per-unit table.")
+def inspect(arch: str, gating: str, exits: bool, hw_spec: str | None, table_spec: str | None,
+            per_unit: bool) -> None:
+    """FLOPs (and energy) per unit of a gated ARCH, the gates' overheads, and totals."""
+    from ddi_energy.costs import cost_model
+    from ddi_energy.inspect import totals_report, unit_report
+    from ddi_energy.models.registry import get_model
+
+    if hw_spec and table_spec:
+        raise DDIError("give --hw or --cost-table, not both")
+    table = None
+    if table_spec:
+        from ddi_energy.tables import load_cost_table
+
+        table = load_cost_table(table_spec)
+    elif hw_spec:
+        from ddi_energy.hardware import load_hw
+        from ddi_energy.profile import run_profile
+
+        hw, note = load_hw(hw_spec)
+        table, meta = run_profile(arch, hw, note, progress=False)
+        table.attrs.update(meta=meta, path=f"<{arch} on {hw.name}, analytic engine>")
+    model = get_model(arch, gating=gating, exits=exits)
+    costs = cost_model(model, table)
+    shown = [m for m in ("flops", "energy_pj") if m in costs.metrics]
+    units = unit_report(costs)
+    if per_unit:
+        columns = ["unit", "channels", *(c for m in shown for c in (
+            m, f"layer_gate_{m}_%", f"channel_gate_{m}_%"))]
+        with pd_display():
+            click.echo(units[columns].to_string(index=False))
+    click.echo(f"\n{arch}, gating {gating}{', with exits' if exits else ''}: gate overhead "
+               "in % of the unit it gates (median over units)")
+    for m in shown:
+        click.echo(f"  {m:<10} layer gate {units[f'layer_gate_{m}_%'].median():.3f} %   "
+                   f"channel gate {units[f'channel_gate_{m}_%'].median():.3f} %")
+    totals = totals_report(costs)
+    with pd_display():
+        click.echo("\ntotals at full execution (% of the plain network):")
+        click.echo(totals[[c for m in shown for c in (m, f"{m}_%")]].to_string())
+
+
+@cli.command()
 def models() -> None:
     """List the networks of the model zoo."""
     from ddi_energy.models.registry import list_models

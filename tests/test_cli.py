@@ -136,3 +136,14 @@ def test_module_entry_point_has_no_traceback(tmp_path: Path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
     assert "not valid YAML" in proc.stderr and not (tmp_path / "t").exists()
+
+
+def test_inspect_prints_gate_overheads_and_energy(capsys):
+    code, out, _ = run(["inspect", "--arch", "resnet20", "--gating", "mgl2s", "--exits",
+                        "--cost-table", "resnet20_edge_npu"], capsys)
+    assert code == 0
+    assert "stage3.2" in out and "channel gate 12.5" in out and "energy_pj" in out
+    assert "exit branches" in out and "gated network, all on" in out
+    code, _, err = run(["inspect", "--arch", "resnet20", "--gating", "mgl2s",
+                        "--cost-table", "resnet38_eyeriss"], capsys)
+    assert code == 2 and "built for arch 'resnet38'" in err

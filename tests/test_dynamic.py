@@ -242,3 +242,24 @@ def test_sample_costs_frame_columns():
         assert (frame[column] > 0).all()
     levels = frame[["energy_dram_pj", "energy_sram_pj", "energy_rf_pj", "energy_mac_pj"]]
     assert levels.sum(axis=1).to_numpy() == pytest.approx(frame["energy_pj"].to_numpy())
+
+
+def test_gate_overheads_match_the_design():
+    """Stage-1 block of a CIFAR ResNet: 2 convs of 32·32·9·16·16 MACs. CNN channel gate: a
+    16→16 3×3 conv at stride 2 (1/4 of one conv = 12.5 % of the block) + FC 16×16; LSTM layer
+    gate: 1×1 conv 16→10, two 10×40 matmuls, 10→1 readout."""
+    from ddi_energy.inspect import totals_report, unit_report
+
+    costs = cost_model(ddi_energy.get_model("resnet74", gating="mgl2s", exits=True))
+    units = unit_report(costs).set_index("unit")
+    block = 2 * 2 * 32 * 32 * 9 * 16 * 16
+    assert units.loc["stage1.1", "flops"] == block
+    assert units.loc["stage1.1", "channel_gate_flops"] == 2 * (16 * 16 * 9 * 16 * 16 + 16 * 16)
+    assert units.loc["stage1.1", "layer_gate_flops"] == 2 * (16 * 10 + 2 * 10 * 40 + 10)
+    assert units.loc["stage1.1", "channel_gate_flops_%"] == pytest.approx(12.505, abs=1e-3)
+    assert units.loc["stage1.1", "layer_gate_flops_%"] == pytest.approx(0.0206, abs=1e-4)
+    totals = totals_report(costs)
+    assert totals.loc["backbone (plain network)", "flops"] == 2 * 168_215_168
+    assert totals.loc["gated network, all on", "flops"] == pytest.approx(
+        totals.loc[["backbone (plain network)", "layer gates", "channel gates",
+                    "exit branches"], "flops"].sum())
