@@ -216,6 +216,88 @@ def inspect(arch: str, gating: str, exits: bool, hw_spec: str | None, table_spec
         click.echo(totals[[c for m in shown for c in (m, f"{m}_%")]].to_string())
 
 
+def _train_options(func):
+    """One option per TrainConfig field (default None: the config file or the paper's value)."""
+    from ddi_energy.train import TrainConfig
+
+    helps = {
+        "arch": "Network from the zoo.", "gating": "none | layer | channel-cnn | channel-rnn | "
+        "mgl2s.", "data": "synthetic (default, offline) | cifar10 | folder.",
+        "data_dir": "cifar-10-batches-py directory, or a class-folder root.",
+        "loss": "Resource loss: flops | energy | latency (energy/latency need --hw or "
+        "--cost-table).", "hw": "Hardware config: its cost table is profiled at start.",
+        "cost_table": "Cost table name (resnet20_eyeriss) or CSV path.",
+        "target_skip": "Fraction of the backbone's cost (in the loss's metric) to skip.",
+        "alpha": "Weight of E (MFLOPs, µJ or kcycles) in CE + α·E.",
+        "steps": "IADI step-2 (joint) steps.", "gate_steps": "IADI step-1 (gates only) steps.",
+        "pretrain_steps": "Backbone pre-training steps.",
+        "ddi_steps": "DDI-stage steps (exits added); 0 for no exits.",
+        "epochs": "If > 0, IADI step 2 and the DDI stage take this many epochs.",
+        "out": "Run directory.", "device": "cpu, cuda, cuda:1, ...",
+    }  # fmt: skip
+    for f in reversed(TrainConfig.__dataclass_fields__.values()):
+        kind = {"int": int, "float": float}.get(str(f.type), str)
+        opt = "--" + f.name.replace("_", "-")
+        func = click.option(opt, f.name, type=kind, default=None,
+                            help=helps.get(f.name, "") + f" [default: {f.default}]")(func)
+    return func
+
+
+@cli.command()
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="YAML run config (keys as the options below); options override it.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@_train_options
+def train(config_path: Path | None, resume: bool, **options) -> None:
+    """Train a gated network: pre-train, IADI steps 1 and 2, DDI stage (the paper's recipe)."""
+    from ddi_energy.train import load_config
+    from ddi_energy.train import train as run_training
+
+    if resume and config_path is None:
+        run_dir = Path(options.get("out") or "runs/run")
+        if (run_dir / "config.yaml").exists():
+            config_path = run_dir / "config.yaml"
+    cfg = load_config(config_path, options)
+    run_dir = run_training(cfg, resume=resume)
+    click.echo(f"trained {cfg.arch} ({cfg.gating}) in {run_dir}; evaluate with "
+               f"`ddi-energy eval --run {run_dir}`")
+
+
+@cli.command("eval")
+@click.option("--run", "run_dir", type=click.Path(path_type=Path), default=None,
+              help="Run directory (uses checkpoints/final.pt, else last.pt).")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="A checkpoint file instead of a run directory.")
+@click.option("--hw", "hw_spec", default=None,
+              help="Price energy on this hardware config [default: the run's, else eyeriss].")
+@click.option("--cost-table", "table_spec", default=None, help="Or with this cost table.")
+@click.option("--budgets", default="0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0", show_default=True,
+              help="Hard budgets for exit models, as fractions of the plain network's cost.")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Where report.json and the CSVs go [default: the run directory].")
+def evaluate(run_dir: Path | None, checkpoint: Path | None, hw_spec: str | None,
+             table_spec: str | None, budgets: str, device: str, out_dir: Path | None) -> None:
+    """Accuracy, FLOPs and energy savings, skip ratios and budgets of a trained network."""
+    from ddi_energy.evaluate import evaluate as run_evaluation
+    from ddi_energy.evaluate import load_run
+    from ddi_energy.report import print_report
+
+    try:
+        fractions = tuple(float(b) for b in budgets.split(","))
+    except ValueError:
+        raise DDIError(f"--budgets {budgets!r}: expected fractions like 0.25,0.5,1") from None
+    if any(not 0 < b for b in fractions):
+        raise DDIError(f"--budgets {budgets!r}: fractions must be > 0")
+    cfg, state = load_run(run_dir, checkpoint)
+    report = run_evaluation(cfg, state, hw=hw_spec, cost_table=table_spec, budgets=fractions,
+                            device=device)
+    out_dir = out_dir or run_dir or checkpoint.parent
+    paths = report.write(out_dir)
+    click.echo(print_report(report))
+    click.echo(f"wrote {', '.join(p.name for p in paths)} to {out_dir}")
+
+
 @cli.command()
 def models() -> None:
     """List the networks of the model zoo."""

@@ -239,7 +239,7 @@ def sample_costs(model: nn.Module, decisions: Decisions,
     costs = cost_model(model, table)
     total, overhead = costs.per_input(decisions)
     frame = pd.DataFrame(total.cpu().numpy(), columns=list(costs.metrics))
-    for metric in ("flops", "energy_pj"):
+    for metric in ("flops", "energy_pj", "cycles"):
         if metric in costs.metrics:
             frame[f"overhead_{metric}"] = overhead[:, costs.index(metric)].cpu().numpy()
     frame["exit"] = decisions.exit_index.cpu().numpy()

@@ -3,7 +3,8 @@
 Fast tests: small layers on small arrays, buffers both too small for the operands (1 kB: ~500
 words per read-buffer epoch, so operands are re-fetched and the ofmap buffer drains often) and
 large enough (64 kB); plus the two replays against SCALE-Sim's own buffer classes on random
-demand. The slow test covers every unique layer shape of the ResNet-38/74 channel sweeps.
+demand. The slow tests cover every unique layer shape of the ResNet-38/74 channel sweeps and
+every full layer of DenseNet-100 (layer granularity).
 """
 
 from __future__ import annotations
@@ -160,20 +161,27 @@ def test_engine_protocol_and_errors():
         engine.counts([bad], hw, progress=False, names={bad: "stem"})
 
 
-# ------------------------------------------------------------------ slow: ResNet sweeps
+# ------------------------------------------------------------------ slow: network sweeps
+
+SWEEP_ARCHS = ("resnet38", "resnet74")  # channel granularity: each gated axis swept 1..full
+LAYER_ARCHS = ("densenet100",)  # layer granularity: full layers only
 
 
-def resnet_sweep_shapes() -> dict[str, ConvShape]:
-    """Every unique shape of ResNet-38/74 with each gated axis swept over 1..full (~320)."""
+def sweep_shapes() -> dict[str, ConvShape]:
+    """Every unique shape of ResNet-38/74 with each gated axis swept over 1..full (320), plus
+    every full layer of DenseNet-100 (55 unique shapes, none in the ResNets): 375 in all.
+    Named `<arch>/<layer>[<axis>=<n>]` after the first row that has the shape."""
     from ddi_energy.walker import walk_arch
 
     shapes: dict[ConvShape, str] = {}
-    for arch in ("resnet38", "resnet74"):
+    for arch in (*SWEEP_ARCHS, *LAYER_ARCHS):
         for layer in walk_arch(arch):
-            shapes.setdefault(layer.shape(), layer.name)
+            shapes.setdefault(layer.shape(), f"{arch}/{layer.name}")
+            if arch in LAYER_ARCHS:
+                continue
             key = "in_channels" if layer.channel_axis == "in" else "out_channels"
             for n in range(1, (layer.gated_channels or 0) + 1):
-                shapes.setdefault(layer.shape(**{key: n}), f"{layer.name}[{key}={n}]")
+                shapes.setdefault(layer.shape(**{key: n}), f"{arch}/{layer.name}[{key}={n}]")
     return {name: shape for shape, name in shapes.items()}
 
 
@@ -186,11 +194,13 @@ def sweep_cache(tmp_path_factory):
 @pytest.mark.parametrize("kb", [(4, 4, 1), (128, 128, 128)], ids=["small", "large"])
 @pytest.mark.parametrize("array", [(12, 14), (32, 32), (8, 8)], ids=lambda a: f"{a[0]}x{a[1]}")
 @pytest.mark.parametrize("dataflow", ["os", "ws"])
-def test_resnet_sweeps_match_scalesim(dataflow, array, kb, tmp_path_factory):
+def test_network_sweeps_match_scalesim(dataflow, array, kb, tmp_path_factory):
     """Small: 4 K-word read buffers (2000-word epochs) and a 1 K-word ofmap buffer; large:
-    128 K words each, above every footprint (at most 36864 filter words)."""
+    128 K words each, above every ResNet footprint (at most 36864 filter words) and every
+    DenseNet-100 filter and ofmap footprint (45000, 110592 words), but below its largest
+    ifmaps (up to 221184 words), which are then re-fetched."""
     hw = make_hw(*array, dataflow, kb)
-    assert_equal_counts(resnet_sweep_shapes(), hw, sweep_cache(tmp_path_factory), jobs=2)
+    assert_equal_counts(sweep_shapes(), hw, sweep_cache(tmp_path_factory), jobs=2)
 
 
 @pytest.mark.slow
@@ -198,4 +208,4 @@ def test_resnet_sweeps_match_scalesim(dataflow, array, kb, tmp_path_factory):
 def test_bundled_configs_match_scalesim(config, tmp_path_factory):
     """The shipped configs: 12x14 os with 27/14/13 K words; 32x32 ws with 64 K words each."""
     hw = load_hw(config)[0]
-    assert_equal_counts(resnet_sweep_shapes(), hw, sweep_cache(tmp_path_factory), jobs=2)
+    assert_equal_counts(sweep_shapes(), hw, sweep_cache(tmp_path_factory), jobs=2)

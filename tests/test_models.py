@@ -172,7 +172,7 @@ def test_unknown_arch() -> None:
 
 def test_unknown_kwarg_is_type_error() -> None:
     with pytest.raises(TypeError):
-        get_model("resnet20", gating=True)
+        get_model("resnet20", width=2)
 
 
 @pytest.mark.parametrize("arch", list_models())

@@ -60,6 +60,18 @@ class Decisions:
         return 1 - self.active_channels().sum(1).double() / total
 
     @staticmethod
+    def cat(parts: list[Decisions]) -> Decisions:
+        """The decisions of consecutive batches as one."""
+        return Decisions(
+            reached=torch.cat([d.reached for d in parts]),
+            executed=torch.cat([d.executed for d in parts]),
+            channels=[torch.cat(c) for c in zip(*(d.channels for d in parts), strict=True)],
+            channel_gate_ran=torch.cat([d.channel_gate_ran for d in parts]),
+            exits_run=torch.cat([d.exits_run for d in parts]),
+            exit_index=torch.cat([d.exit_index for d in parts]),
+        )
+
+    @staticmethod
     def empty(batch: int, widths: list[int], device: torch.device) -> Decisions:
         units = len(widths)
         false = torch.zeros((batch, units), dtype=torch.bool, device=device)

@@ -77,6 +77,17 @@ class DynamicNet(nn.Module):
         self.channel_gate = (RecurrentGate(unit_in, widths, GATE_INIT_BIAS)
                              if self.channel_kind == "rnn" else None)  # fmt: skip
         self.budget = None  # a ddi_energy.costs.Budget halts inputs at exits in eval mode
+        self.force_on = False  # training forward with every gate on and no gate computed
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Parameters of the gates, of the exit branches and of the backbone (the rest)."""
+        gates = [m for m in (self.layer_gate, self.channel_gate) if m is not None]
+        gates += [u.cgate for u in self.units if u.cgate is not None]
+        groups = {"gates": [p for m in gates for p in m.parameters()],
+                  "exits": list(self.exits.parameters()) if hasattr(self, "exits") else []}
+        taken = {id(p) for ps in groups.values() for p in ps}
+        groups["backbone"] = [p for p in self.parameters() if id(p) not in taken]
+        return groups
 
     def setup_exits(self, after: list[int], specs: list[tuple[int, int]]) -> None:
         """Exit branches after units `after`, on maps of (channels, size) `specs`."""
@@ -159,9 +170,12 @@ class DynamicNet(nn.Module):
         p_layers, p_chans, exit_logits = [], [], []
         for u, unit in enumerate(self.units):
             x = unit.enter(x, states)
-            p_layer, p_chan = self._gates(u, x, states)
-            if p_chan is None and self.channel_kind == "cnn":
-                p_chan = unit.cgate(x)
+            if self.force_on:  # backbone pre-training: no gate runs, every unit executes
+                p_layer, p_chan = x.new_ones(batch), None
+            else:
+                p_layer, p_chan = self._gates(u, x, states)
+                if p_chan is None and self.channel_kind == "cnn":
+                    p_chan = unit.cgate(x)
             g_chan = straight_through(p_chan) if p_chan is not None else None
             g_layer = straight_through(p_layer) if self.layer_gated else p_layer
             x = unit.train_step(x, states, g_layer, g_chan)

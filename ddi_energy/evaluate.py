@@ -1,0 +1,197 @@
+"""Evaluate a trained run: accuracy, FLOPs and energy per input and their savings against the
+plain network, energy by memory level, skip ratios per unit, cost per class and per difficulty
+level, and accuracy under hard budgets for exit models (the paper's Tables I and II).
+
+Savings are against the plain backbone (no gates, no exits) and include the gates' and exits'
+own costs: what runs is what is counted.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from ddi_energy.costs import MODES, CostModel, cost_model, sample_costs, set_budget
+from ddi_energy.energy import ENERGY_COLUMNS
+from ddi_energy.errors import DDIError
+from ddi_energy.models.dynamic import Decisions
+from ddi_energy.profile import atomic_write
+from ddi_energy.train import Checkpoints, TrainConfig, build_model, resolve_cost_table
+
+DEFAULT_BUDGETS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)  # × the plain network's cost
+DEFAULT_HW = "eyeriss"  # prices energy for runs trained without a hardware model
+
+
+@dataclass
+class Report:
+    """`summary` goes to report.json; every frame to `<name>.csv`."""
+
+    summary: dict[str, Any]
+    frames: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def write(self, out_dir: Path) -> list[Path]:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paths = [out_dir / "report.json"]
+        atomic_write(paths[0], json.dumps(self.summary, indent=2) + "\n")
+        for name, frame in self.frames.items():
+            paths.append(out_dir / f"{name}.csv")
+            atomic_write(paths[-1], frame.to_csv(index=False))
+        return paths
+
+
+def load_run(run: Path | None, checkpoint: Path | None) -> tuple[TrainConfig, dict[str, Any]]:
+    """The config and checkpoint of a run directory (final, else last) or a checkpoint file."""
+    if checkpoint is None:
+        if run is None:
+            raise DDIError("give --run DIR or --checkpoint FILE")
+        for name in ("final.pt", "last.pt"):
+            checkpoint = run / "checkpoints" / name
+            if checkpoint.exists():
+                break
+        else:
+            raise DDIError(f"{run}: no checkpoints/final.pt or last.pt (not a trained run?)")
+    state = Checkpoints.load(checkpoint)
+    return TrainConfig(**state["config"]), state
+
+
+def eval_table(cfg: TrainConfig, hw: str | None, cost_table: str | None) -> pd.DataFrame:
+    """The run's own hardware model, else the one given, else the bundled Eyeriss config."""
+    if hw or cost_table:
+        cfg = TrainConfig(**{**cfg.__dict__, "hw": hw, "cost_table": cost_table})
+    elif not (cfg.hw or cfg.cost_table):
+        cfg = TrainConfig(**{**cfg.__dict__, "hw": DEFAULT_HW})
+    return resolve_cost_table(cfg)
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, ds, device: torch.device, batch: int = 256
+            ) -> tuple[torch.Tensor, Decisions]:  # fmt: skip
+    """Predicted classes and hard decisions of every input (eval mode: real skipping)."""
+    from ddi_energy.data import to_input
+
+    model.eval()
+    preds, decisions = [], []
+    for start in range(0, len(ds), batch):
+        x = to_input(ds.images[start:start + batch], ds, None).to(device)
+        out = model(x)
+        preds.append(out.logits.argmax(1).cpu())
+        decisions.append(_to_cpu(out.decisions))
+    return torch.cat(preds), Decisions.cat(decisions)
+
+
+def _to_cpu(d: Decisions) -> Decisions:
+    return Decisions(d.reached.cpu(), d.executed.cpu(), [c.cpu() for c in d.channels],
+                     d.channel_gate_ran.cpu(), d.exits_run.cpu(), d.exit_index.cpu())
+
+
+def _savings(costs: pd.DataFrame, plain: dict[str, float], column: str) -> float:
+    return 1 - costs[column].mean() / plain[column]
+
+
+def per_unit(costs: CostModel, d: Decisions) -> pd.DataFrame:
+    """Skip ratios per unit: whole-unit skips (layer gate) and gated channels off (all gates)."""
+    active = d.active_channels().double()
+    return pd.DataFrame({
+        "unit": [u.name for u in costs.structure.units],
+        "channels": costs.widths.numpy(),
+        "layer_skip_ratio": 1 - d.executed.double().mean(0).numpy(),
+        "channel_skip_ratio": 1 - (active.mean(0) / costs.widths.double()).numpy(),
+        "mean_active_channels": active.mean(0).numpy(),
+    })  # fmt: skip
+
+
+def grouped(samples: pd.DataFrame, by: str, plain: dict[str, float]) -> pd.DataFrame:
+    """Accuracy, mean costs and savings per value of `by` (class or difficulty level)."""
+    metrics = [m for m in ("flops", "energy_pj", "cycles") if m in samples]
+    frame = samples.groupby(by).agg(inputs=("correct", "size"), accuracy=("correct", "mean"),
+                                    **{m: (m, "mean") for m in metrics})  # fmt: skip
+    for m in ("flops", "energy_pj"):
+        if m in frame:
+            frame[f"{m.removesuffix('_pj')}_savings"] = 1 - frame[m] / plain[m]
+    return frame.reset_index()
+
+
+def budget_sweep(model: torch.nn.Module, ds, device: torch.device, table: pd.DataFrame,
+                 labels: torch.Tensor, plain: dict[str, float],
+                 fractions: tuple[float, ...]) -> pd.DataFrame:  # fmt: skip
+    """Accuracy and cost under hard budgets (fractions of the plain network's FLOPs/energy)."""
+    rows = []
+    for mode, column in (("flops", "flops"), ("energy", "energy_pj")):
+        for fraction in fractions:
+            limit = fraction * plain[column]
+            set_budget(model, limit, mode, table)
+            preds, d = predict(model, ds, device)
+            costs = sample_costs(model, d, table)
+            rows.append({"mode": mode, "budget_fraction": fraction, "budget": limit,
+                         "accuracy": float((preds == labels).double().mean()),
+                         "mean_cost_fraction": costs[column].mean() / plain[column],
+                         "max_cost_fraction": costs[column].max() / plain[column],
+                         "mean_exit": costs["exit"].mean(),
+                         "final_output_share": float((costs["exit"] == len(model.exits)).mean())})
+    set_budget(model, None)
+    return pd.DataFrame(rows)
+
+
+def evaluate(cfg: TrainConfig, state: dict[str, Any], *, hw: str | None = None,
+             cost_table: str | None = None, budgets: tuple[float, ...] = DEFAULT_BUDGETS,
+             device: str = "cpu", progress: bool = True) -> Report:  # fmt: skip
+    """The full report of a trained model on its dataset's test split."""
+    from ddi_energy.data import load_dataset
+
+    ds = load_dataset(cfg.data, "test", cfg.data_dir)
+    table = eval_table(cfg, hw, cost_table)
+    dev = torch.device(device)
+    model = build_model(cfg, ds.num_classes, dev)
+    model.load_state_dict(state["model"])
+    preds, d = predict(model, ds, dev)
+    samples = sample_costs(model, d, table)
+    samples["label"] = ds.labels.numpy()
+    samples["correct"] = (preds == ds.labels).numpy()
+    if ds.difficulty is not None:
+        samples["difficulty"] = ds.difficulty.numpy()
+    costs = cost_model(model, table).cpu()
+    full = costs.backbone_full()
+    plain = {m: float(full[i]) for i, m in enumerate(costs.metrics)}
+    col = costs.index(MODES[cfg.loss])
+    levels = {c.removeprefix("energy_").removesuffix("_pj"): c for c in ENERGY_COLUMNS}
+    summary: dict[str, Any] = {
+        "arch": cfg.arch, "gating": cfg.gating, "loss": cfg.loss, "data": cfg.data,
+        "inputs": len(ds), "step": state["step"], "target_skip": cfg.target_skip,
+        "cost_table": table.attrs.get("path"), "hw": table.attrs.get("meta", {}).get("hw"),
+        "accuracy": float(samples["correct"].mean()),
+        "flops_per_input": float(samples["flops"].mean()),
+        "energy_pj_per_input": float(samples["energy_pj"].mean()),
+        "cycles_per_input": float(samples["cycles"].mean()),
+        "plain_network": plain,
+        "flops_savings": float(_savings(samples, plain, "flops")),
+        "energy_savings": float(_savings(samples, plain, "energy_pj")),
+        "cycles_savings": float(_savings(samples, plain, "cycles")),
+        "skip_ratio": _skip_ratio(samples, costs.metrics[col], plain),
+        "skip_ratio_metric": costs.metrics[col],
+        "unit_skip_ratio": float(1 - d.executed.double().mean()),
+        "channel_skip_ratio": float(samples["channel_skip_ratio"].mean()),
+        "overhead_flops_share": float(samples["overhead_flops"].mean() / plain["flops"]),
+        "energy_breakdown_pj": {k: float(samples[c].mean()) for k, c in levels.items()},
+        "plain_energy_breakdown_pj": {k: plain[c] for k, c in levels.items()},
+    }  # fmt: skip
+    frames = {"per_unit": per_unit(costs, d), "per_class": grouped(samples, "label", plain),
+              "samples": samples}
+    if ds.difficulty is not None:
+        frames["per_difficulty"] = grouped(samples, "difficulty", plain)
+        summary["per_difficulty"] = frames["per_difficulty"].to_dict(orient="records")
+    summary["budgets"] = []
+    if len(getattr(model, "exits", [])):
+        frames["budgets"] = budget_sweep(model, ds, dev, table, ds.labels, plain, budgets)
+        summary["budgets"] = frames["budgets"].to_dict(orient="records")
+    return Report(summary, frames)
+
+
+def _skip_ratio(samples: pd.DataFrame, metric: str, plain: dict[str, float]) -> float:
+    """Mean fraction of the backbone's cost (the loss's metric) skipped: what --target-skip
+    holds. Gates and exits are excluded, as in training."""
+    return float(1 - (samples[metric] - samples[f"overhead_{metric}"]).mean() / plain[metric])

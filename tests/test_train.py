@@ -1,0 +1,159 @@
+"""`ddi-energy train` / `eval`: the recipe's stages, resume, DDP, configs, checkpoints, reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+from ddi_energy.cli.main import main
+
+import ddi_energy
+from ddi_energy.errors import DDIError
+from ddi_energy.evaluate import evaluate, load_run
+from ddi_energy.train import Checkpoints, TrainConfig, load_config, train
+
+TINY = {"arch": "resnet8", "gating": "mgl2s", "batch": 16, "pretrain_steps": 2, "gate_steps": 2,
+        "steps": 4, "ddi_steps": 2, "checkpoint_every": 2, "log_every": 2, "alpha": 0.05}
+
+
+def run(argv: list[str], capsys) -> tuple[int, str, str]:
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def tiny(tmp_path: Path, name: str, **changes) -> TrainConfig:
+    return load_config(None, {**TINY, "out": str(tmp_path / name), **changes})
+
+
+def test_resume_equals_uninterrupted(tmp_path: Path):
+    whole = train(tiny(tmp_path, "whole"), progress=False)
+    cfg = tiny(tmp_path, "killed")
+    train(cfg, stop_after=5, progress=False)  # dies inside IADI step 2, after a checkpoint...
+    assert Checkpoints.load(Path(cfg.out) / "checkpoints" / "last.pt")["step"] == 5
+    assert not (Path(cfg.out) / "checkpoints" / "final.pt").exists()
+    train(cfg, resume=True, progress=False)  # ...and continues
+    a = Checkpoints.load(whole / "checkpoints" / "final.pt")
+    b = Checkpoints.load(Path(cfg.out) / "checkpoints" / "final.pt")
+    assert a["step"] == b["step"] == 10
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    pd.testing.assert_frame_equal(pd.read_csv(whole / "metrics.csv").drop(columns="time"),
+                                  pd.read_csv(Path(cfg.out) / "metrics.csv").drop(columns="time"))
+
+
+def test_stages_train_what_they_should(tmp_path: Path):
+    """Pre-training moves only the backbone, IADI step 1 only the gates, DDI the exits too."""
+    snapshots = {}
+    for stop, name in ((2, "pretrain"), (4, "gates"), (10, "ddi")):
+        cfg = tiny(tmp_path, name)
+        train(cfg, stop_after=stop, progress=False)
+        snapshots[name] = Checkpoints.load(Path(cfg.out) / "checkpoints" / "last.pt")["model"]
+    torch.manual_seed(0)  # the runs' seed: the same initial weights
+    init = ddi_energy.get_model("resnet8", gating="mgl2s", exits=True).state_dict()
+
+    def moved(a: dict, b: dict, prefix: str) -> bool:
+        return any(not torch.equal(a[k], b[k]) for k in a if k.startswith(prefix)
+                   and "running" not in k and "num_batches" not in k)
+
+    assert moved(init, snapshots["pretrain"], "stage1.0.conv1")
+    assert not moved(init, snapshots["pretrain"], "layer_gate")
+    assert not moved(snapshots["pretrain"], snapshots["gates"], "stage1.0.conv1")
+    assert moved(snapshots["pretrain"], snapshots["gates"], "layer_gate")
+    assert not moved(init, snapshots["gates"], "exits")
+    assert moved(snapshots["gates"], snapshots["ddi"], "exits")
+
+
+def test_eval_report(tmp_path: Path, capsys):
+    cfg = tiny(tmp_path, "r", loss="energy", hw="edge_npu")
+    train(cfg, progress=False)
+    code, out, _ = run(["eval", "--run", cfg.out, "--budgets", "0.6,1.0"], capsys)
+    assert code == 0, out
+    report = json.loads((Path(cfg.out) / "report.json").read_text())
+    for key in ("accuracy", "flops_savings", "energy_savings", "skip_ratio",
+                "energy_breakdown_pj", "budgets"):
+        assert key in report
+    assert report["hw"]["name"] == "edge_npu"
+    assert sum(report["energy_breakdown_pj"].values()) == pytest.approx(
+        report["energy_pj_per_input"])
+    assert [b["budget_fraction"] for b in report["budgets"]] == [0.6, 1.0, 0.6, 1.0]
+    budgets = pd.read_csv(Path(cfg.out) / "budgets.csv")
+    assert (budgets["max_cost_fraction"] <= budgets["budget_fraction"] + 1e-9).all()
+    per_unit = pd.read_csv(Path(cfg.out) / "per_unit.csv")
+    assert list(per_unit["unit"]) == ["stage1.0", "stage2.0", "stage3.0"]
+    assert len(pd.read_csv(Path(cfg.out) / "per_difficulty.csv")) == 4
+    assert "accuracy" in out and "energy by memory level" in out and "hard budgets" in out
+
+
+def test_config_file_and_overrides(tmp_path: Path):
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({"arch": "resnet14", "steps": 7, "alpha": 0.001}))
+    cfg = load_config(path, {"steps": 9})
+    assert (cfg.arch, cfg.steps, cfg.alpha, cfg.lr, cfg.batch) == ("resnet14", 9, 0.001, 0.05, 128)
+
+
+@pytest.mark.parametrize(
+    ("content", "overrides", "words"),
+    [
+        ({"arch": "resnet8", "stpes": 3}, {}, ["unknown key 'stpes'", "steps"]),
+        ({"alpha": "lots"}, {}, ["alpha = 'lots' must be a number"]),
+        ({"steps": 2.5}, {}, ["steps = 2.5 must be an integer"]),
+        ({}, {"loss": "energy"}, ["needs --hw or --cost-table"]),
+        ({}, {"target_skip": 1.2}, ["target_skip = 1.2", "[0, 1)"]),
+        ({}, {"gating": "lstm"}, ["gating = 'lstm'", "mgl2s"]),
+        ({}, {"data": "mnist"}, ["data = 'mnist'", "synthetic"]),
+        ("- a\n- list\n", {}, ["a run config is a mapping"]),
+    ],
+)
+def test_bad_configs_are_named(tmp_path: Path, content, overrides, words):
+    path = tmp_path / "bad.yaml"
+    path.write_text(content if isinstance(content, str) else yaml.safe_dump(content))
+    with pytest.raises(DDIError) as err:
+        load_config(path, overrides)
+    for word in words:
+        assert word in str(err.value)
+
+
+def test_mismatched_or_foreign_checkpoints_are_refused(tmp_path: Path, capsys):
+    cfg = tiny(tmp_path, "a", ddi_steps=0, steps=2)
+    train(cfg, progress=False)
+    code, _, err = run(["train", "--out", cfg.out, "--resume", "--gating", "layer"], capsys)
+    assert code == 2 and "checkpoint has gating = 'mgl2s', the run asks for 'layer'" in err
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    code, _, err = run(["eval", "--checkpoint", str(foreign)], capsys)
+    assert code == 2 and "not a ddi-energy checkpoint" in err
+    code, _, err = run(["eval", "--run", str(tmp_path / "nothing")], capsys)
+    assert code == 2 and "no checkpoints/final.pt" in err
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None and not os.path.exists(
+    Path(sys.executable).parent / "torchrun"), reason="torchrun not installed")
+def test_two_process_gloo_ddp_trains_and_evaluates(tmp_path: Path):
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
+    out = tmp_path / "ddp"
+    cmd = [torchrun, "--nproc_per_node", "2", "--master_port", "29533", "-m", "ddi_energy",
+           "train", "--arch", "resnet8", "--gating", "layer", "--batch", "16",
+           "--gate-steps", "2", "--steps", "3", "--ddi-steps", "0", "--checkpoint-every", "2",
+           "--log-every", "1", "--alpha", "0.05", "--out", str(out)]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    state = Checkpoints.load(out / "checkpoints" / "final.pt")
+    assert state["step"] == 5
+    assert len(pd.read_csv(out / "metrics.csv")) == 5
+    cfg, state = load_run(out, None)
+    report = evaluate(cfg, state, budgets=())
+    assert 0 <= report.summary["accuracy"] <= 1
