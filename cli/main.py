@@ -234,6 +234,11 @@ def _train_options(func):
         "ddi_steps": "DDI-stage steps (exits added); 0 for no exits.",
         "epochs": "If > 0, IADI step 2 and the DDI stage take this many epochs.",
         "out": "Run directory.", "device": "cpu, cuda, cuda:1, ...",
+        "lr_schedule": "cosine (decays to 0 over each stage) | constant.",
+        "bn_batches": "Precise BN at the end: recompute BN statistics on this many un-augmented "
+        "training batches (0: off).",
+        "init": "Start from this checkpoint or run directory (same arch and gating), e.g. a "
+        "pre-trained backbone.",
     }  # fmt: skip
     for f in reversed(TrainConfig.__dataclass_fields__.values()):
         kind = {"int": int, "float": float}.get(str(f.type), str)
@@ -296,6 +301,104 @@ def evaluate(run_dir: Path | None, checkpoint: Path | None, hw_spec: str | None,
     paths = report.write(out_dir)
     click.echo(print_report(report))
     click.echo(f"wrote {', '.join(p.name for p in paths)} to {out_dir}")
+
+
+def _split(text: str | None, kind: type, option: str) -> list | None:
+    if text is None:
+        return None
+    try:
+        return [kind(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise DDIError(f"{option} {text!r}: expected a comma-separated list of "
+                       f"{kind.__name__} values") from None
+
+
+@cli.command()
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="YAML study config (out, hw, losses, targets, pretrain_steps, train: {...}).")
+@click.option("--out", default=None, help="Study directory [default: runs/study].")
+@click.option("--hw", default=None, help="Hardware config for training and evaluation "
+              "[default: eyeriss].")
+@click.option("--losses", default=None, help="Resource losses to compare [default: flops,energy].")
+@click.option("--targets", default=None, help="Skip targets [default: 0.3,0.5,0.7].")
+@click.option("--pretrain-steps", type=int, default=None,
+              help="Steps of the shared backbone [default: 300].")
+@click.option("--arch", default=None, help="Network [default: resnet8].")
+@click.option("--data", default=None, help="synthetic (default) | cifar10 | folder.")
+@click.option("--data-dir", default=None, help="Dataset directory for cifar10 / folder.")
+@click.option("--steps", type=int, default=None, help="IADI step-2 steps per run [default: 300].")
+@click.option("--alpha", type=float, default=None, help="Resource loss weight [default: 0.05].")
+@click.option("--device", default=None, help="cpu, cuda, ... [default: cpu].")
+def study(config_path: Path | None, out: str | None, hw: str | None, losses: str | None,
+          targets: str | None, pretrain_steps: int | None, **train: object) -> None:
+    """Fig. 12: train with each loss at each target, evaluate, plot accuracy vs savings."""
+    from ddi_energy.study import load_study_config, run_study
+
+    overrides = {"out": out, "hw": hw, "losses": _split(losses, str, "--losses"),
+                 "targets": _split(targets, float, "--targets"),
+                 "pretrain_steps": pretrain_steps,
+                 "train": {k: v for k, v in train.items() if v is not None}}  # fmt: skip
+    cfg = load_study_config(config_path, overrides)
+    table, figures = run_study(cfg)
+    with pd_display():
+        click.echo(table.drop(columns=["skip_ratio_metric"]).to_string(index=False))
+    click.echo(f"wrote {Path(cfg.out) / 'table1.csv'} and "
+               f"{', '.join(str(f) for f in figures)}")
+
+
+class _ManyValues(click.Command):
+    """`--runs A B C` means `--runs A --runs B --runs C` (for the options in `many`)."""
+
+    many = ("--runs", "--table", "--sweep")
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        spread: list[str] = []
+        current = None
+        i = 0
+        while i < len(args):
+            arg = args[i]
+            if arg in self.many and i + 1 < len(args):
+                spread += args[i:i + 2]
+                current, i = arg, i + 2
+                continue
+            if current and not arg.startswith("-"):
+                spread += [current, arg]
+            else:
+                current = arg.split("=", 1)[0] if arg.split("=", 1)[0] in self.many else None
+                spread.append(arg)
+            i += 1
+        return super().parse_args(ctx, spread)
+
+
+@cli.command(cls=_ManyValues)
+@click.option("--runs", "run_dirs", multiple=True, type=click.Path(path_type=Path),
+              metavar="DIR [DIR...]", help="Evaluated run directories (with report.json).")
+@click.option("--table", "tables", multiple=True, metavar="TABLE [TABLE...]",
+              help="Cost tables: shipped names (resnet20_eyeriss) or CSV paths.")
+@click.option("--sweep", "sweeps", multiple=True, type=click.Path(path_type=Path),
+              metavar="CSV [CSV...]", help="Summary CSVs of `ddi-energy sweep`.")
+@click.option("--layers", default=None, metavar="NAME,NAME",
+              help="Layers of the staircase plot [default: the first gated conv1 of each "
+                   "stage].")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              metavar="FIGDIR", help="Directory for the figures (created if missing).")
+def plot(run_dirs: tuple[Path, ...], tables: tuple[str, ...], sweeps: tuple[Path, ...],
+         layers: str | None, out_dir: Path) -> None:
+    """Draw every figure the inputs support, as PNG and PDF: accuracy vs savings, skip
+    ratios and budgets of runs; energy by memory level and cost vs active channels of tables;
+    energy, cycles and utilization per design point of sweeps."""
+    from ddi_energy.plots import plot_all
+
+    names = [n.strip() for n in layers.split(",") if n.strip()] if layers else None
+    result = plot_all(run_dirs, tables, sweeps, out_dir, layers=names)
+    stems = dict.fromkeys(p.stem for p in result.written)
+    click.echo(f"wrote {len(stems)} figures (.png and .pdf) to {out_dir}:")
+    for stem in stems:
+        click.echo(f"  {stem}")
+    if result.skipped:
+        click.echo("skipped:")
+        for line in result.skipped:
+            click.echo(f"  {line}")
 
 
 @cli.command()

@@ -379,23 +379,24 @@ def load_folder(split: str, data_dir: str | Path | None, *, image_size: int = 32
 def to_input(images_uint8: Tensor, ds: Dataset, generator: torch.Generator | None) -> Tensor:
     """uint8 (B, 3, H, W) → normalized float input, on the images' device.
 
-    With a generator: per-sample random crop (H×W from the image zero-padded by 4 px) and
+    With a generator: per-sample random crop (H×W from the image padded by 4 px) and
     horizontal flip, drawn only from `generator`, so a step's input is reproducible. Without:
-    no augmentation (evaluation).
+    no augmentation (evaluation). The padding is the dataset mean (0 after normalization), not
+    black: black borders shift the input statistics between training and evaluation, which moves
+    BN-normalized gate inputs and with them the skip ratio that training held on target.
     """
     if images_uint8.dtype != torch.uint8 or images_uint8.dim() != 4:
         raise TypeError(f"to_input expects uint8 (B, C, H, W) images, got "
                         f"{images_uint8.dtype} {tuple(images_uint8.shape)}")  # fmt: skip
     x = images_uint8.float().div_(255)
-    if generator is not None:
-        x = _augment(x, generator)
     mean = torch.tensor(ds.mean, dtype=x.dtype, device=x.device)[:, None, None]
     std = torch.tensor(ds.std, dtype=x.dtype, device=x.device)[:, None, None]
-    return x.sub_(mean).div_(std)
+    x = x.sub_(mean).div_(std)
+    return _augment(x, generator) if generator is not None else x
 
 
 def _augment(x: Tensor, g: torch.Generator) -> Tensor:
-    """Random crop from the zero-padded image and random horizontal flip, one gather for all."""
+    """Random crop from the zero-padded (normalized) image and random horizontal flip."""
     b, c, h, w = x.shape
     p = CROP_PADDING
     padded = torch.nn.functional.pad(x, (p, p, p, p))

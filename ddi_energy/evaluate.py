@@ -21,7 +21,13 @@ from ddi_energy.energy import ENERGY_COLUMNS
 from ddi_energy.errors import DDIError
 from ddi_energy.models.dynamic import Decisions
 from ddi_energy.profile import atomic_write
-from ddi_energy.train import Checkpoints, TrainConfig, build_model, resolve_cost_table
+from ddi_energy.train import (
+    Checkpoints,
+    TrainConfig,
+    build_model,
+    checkpoint_of,
+    resolve_cost_table,
+)
 
 DEFAULT_BUDGETS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)  # × the plain network's cost
 DEFAULT_HW = "eyeriss"  # prices energy for runs trained without a hardware model
@@ -49,12 +55,7 @@ def load_run(run: Path | None, checkpoint: Path | None) -> tuple[TrainConfig, di
     if checkpoint is None:
         if run is None:
             raise DDIError("give --run DIR or --checkpoint FILE")
-        for name in ("final.pt", "last.pt"):
-            checkpoint = run / "checkpoints" / name
-            if checkpoint.exists():
-                break
-        else:
-            raise DDIError(f"{run}: no checkpoints/final.pt or last.pt (not a trained run?)")
+        checkpoint = checkpoint_of(run)
     state = Checkpoints.load(checkpoint)
     return TrainConfig(**state["config"]), state
 

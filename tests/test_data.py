@@ -274,15 +274,17 @@ def test_to_input_augmentation_deterministic_per_generator():
 
 
 def test_to_input_is_a_crop_of_the_padded_image_or_its_mirror():
-    """Every augmented sample is one of the 9×9 crops of the 4-px zero-padded image, flipped or
-    not, and over a batch both flips and off-centre crops occur."""
+    """Every augmented sample is one of the 9×9 crops of the 4-px padded image, flipped or
+    not, the padding being the dataset mean (0 once normalized, not black); over a batch both
+    flips and off-centre crops occur."""
     ds = Dataset("t", torch.zeros(1, 3, 8, 8, dtype=torch.uint8), torch.zeros(1, dtype=torch.int64),
-                 1, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))  # identity normalization  # fmt: skip
+                 1, (0.5, 0.4, 0.3), (0.25, 0.2, 0.1))  # fmt: skip
     g = torch.Generator().manual_seed(0)
     images = torch.randint(1, 256, (32, 3, 8, 8), generator=g, dtype=torch.uint8)
     out = to_input(images, ds, torch.Generator().manual_seed(7))
     p = CROP_PADDING
-    padded = torch.nn.functional.pad(images.float() / 255, (p, p, p, p))
+    mean, std = torch.tensor(ds.mean)[:, None, None], torch.tensor(ds.std)[:, None, None]
+    padded = torch.nn.functional.pad((images.float() / 255 - mean) / std, (p, p, p, p))
     seen = set()
     for i in range(len(images)):
         matches = [(dy, dx, flip) for dy in range(2 * p + 1) for dx in range(2 * p + 1)

@@ -6,8 +6,6 @@ MACs are checked against (a) closed forms written here from the architecture def
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import torch
 from torch import nn
@@ -180,10 +178,8 @@ def test_every_model_runs(arch: str) -> None:
     default_classes = 1000 if arch == "densenet201" else 10
     model = get_model(arch).eval()
     assert model.input_size == ((3, 224, 224) if arch == "densenet201" else (3, 32, 32))
-    start = time.perf_counter()
     with torch.no_grad():
         logits = model(torch.zeros(1, *model.input_size))
-    assert time.perf_counter() - start < 3.0
     assert logits.shape == (1, default_classes)
     assert walk_arch(arch)[-1].out_channels == default_classes
 

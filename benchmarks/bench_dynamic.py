@@ -1,0 +1,406 @@
+"""Time an MGL2S network against its plain backbone in one process: training-step overhead,
+the ResourceLoss's share of a step, and batch-1 eval wall-clock against the FLOPs skipped.
+
+    python benchmarks/bench_dynamic.py                      # resnet74, batch 128, 2 threads
+    python benchmarks/bench_dynamic.py --arch resnet20 --steps 3 --inputs 16 --levels 0.5
+
+Only ratios of times measured in this process are reported; nothing is compared with an
+absolute time, so another job loading the machine widens the spread but not the method.
+
+(a) Training step: forward, cross-entropy (+ α·ResourceLoss), backward and an SGD step on one
+fixed random batch (`--batch` × 3×32×32, train mode) for the plain ResNet (`gating=None`), the
+ungated DynamicResNet (`gating="none"`) and MGL2S with loss CE only and CE + α·E in the modes
+flops, energy and latency (cost table `<arch>_eyeriss`). After `--warmup` rounds, `--steps`
+rounds run one step of every variant each, in an order rotated every round; the median step
+per variant is compared with the plain one ("IQR" is the spread of that variant's steps).
+(b) ResourceLoss share: its forward on a real MGL2S output, and forward + backward on leaf
+copies of the gate probabilities (the loss's own backward: the gates already get gradients from
+CE through the straight-through estimator, so that is all it adds), median of `--loss-repeats`,
+as a % of the fastest MGL2S CE + α·E step (the smallest denominator: conservative). The
+whole-step difference (CE + α·E) − (CE) is also printed; it is the same quantity, but buried in
+the step noise shown as IQR.
+(c) Batch-1 eval: the MGL2S backbone's BN statistics are set by a train-mode pass over random
+inputs (so activations have trained-like scale) and loaded into the plain and ungated models.
+Gate readouts (and the LSTM input weights) are scaled ×8 as in tests/test_dynamic.py, so that
+decisions vary by input, unit and channel, and one readout bias is found by bisection for each
+target fraction of the plain network's FLOPs saved: on both gates ("mixed"), on the layer gate
+only (channel gates all on) or the channel gates only (layer gate all on). "all on" zeroes
+every readout weight and sets a large bias: everything runs, and every gate is computed.
+`--inputs` random inputs run `--repeats` times, every model on the same input back to back in a
+rotated order; per input the best (and the median) of the repeats is kept, then times are
+averaged over inputs; speedups are plain time / model time. FLOPs per input are
+`sample_costs(model, decisions, table)["flops"]` (gates included).
+
+Steps and forwards are also reported as the minimum over repeats: when other jobs load the
+machine, the median catches stalls and the minimum is the closer estimate of unloaded time. On
+an oversubscribed machine, 2 OpenMP threads stall at every barrier (batch-1 ops are tiny and
+many), which inflates the gated rows most; `--threads 1` then gives steadier ratios. The
+default run is 36 training steps at batch 128 and about 1,000 batch-1 forwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+import ddi_energy
+from ddi_energy.costs import CostModel, ResourceLoss
+from ddi_energy.models.dynamic import DDIOutput, GateProbs
+
+MODES = ("flops", "energy", "latency")
+GATE_SCALE = 8.0  # as tests/test_dynamic.py: decisions vary by input instead of by bias alone
+ALL_ON_BIAS = 30.0
+BISECT_RANGE = (-6.0, 6.0)
+BISECT_STEPS = 12
+BISECT_TOL = 0.01  # of the plain network's FLOPs
+
+
+def median_iqr(times: list[float]) -> tuple[float, float]:
+    """(median, interquartile range as a fraction of the median)."""
+    med = statistics.median(times)
+    if len(times) < 2:
+        return med, 0.0
+    q1, _, q3 = statistics.quantiles(times, n=4)
+    return med, (q3 - q1) / med
+
+
+def logits_of(out: Tensor | DDIOutput) -> Tensor:
+    return out if isinstance(out, Tensor) else out.logits
+
+
+# (a) + (b): training ------------------------------------------------------------------------
+
+
+@dataclass
+class TrainVariant:
+    name: str
+    model: nn.Module
+    opt: torch.optim.Optimizer
+    resource: ResourceLoss | None = None
+
+
+def train_step(v: TrainVariant, x: Tensor, y: Tensor, alpha: float) -> float:
+    """Seconds for forward + loss (+ α·E) + backward + SGD step."""
+    start = time.perf_counter()
+    out = v.model(x)
+    loss = nn.functional.cross_entropy(logits_of(out), y)
+    if v.resource is not None:
+        loss = loss + alpha * v.resource(out)
+    v.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    v.opt.step()
+    return time.perf_counter() - start
+
+
+def sgd(model: nn.Module) -> torch.optim.Optimizer:
+    return torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+
+
+def train_variants(arch: str, table: pd.DataFrame) -> list[TrainVariant]:
+    torch.manual_seed(0)
+    plain = ddi_energy.get_model(arch, gating=None).train()
+    none = ddi_energy.get_model(arch, gating="none").train()
+    mgl2s = ddi_energy.get_model(arch, gating="mgl2s").train()
+    opt = sgd(mgl2s)  # the MGL2S variants share one model: same weights, same graph
+    variants = [TrainVariant(f"plain {arch} (gating=None)", plain, sgd(plain)),
+                TrainVariant('gating="none" (DynamicResNet)', none, sgd(none)),
+                TrainVariant("mgl2s, CE", mgl2s, opt)]  # fmt: skip
+    for mode in MODES:
+        loss = ddi_energy.ResourceLoss(mgl2s, table, mode=mode)
+        variants.append(TrainVariant(f"mgl2s, CE + a*E ({mode})", mgl2s, opt, loss))
+    return variants
+
+
+def bench_training(variants: list[TrainVariant], x: Tensor, y: Tensor, warmup: int,
+                   steps: int, alpha: float) -> dict[str, list[float]]:  # fmt: skip
+    """Step times per variant, one step of each variant per round, order rotated per round."""
+    times: dict[str, list[float]] = {v.name: [] for v in variants}
+    n = len(variants)
+    for r in range(warmup + steps):
+        for k in range(n):
+            v = variants[(r + k) % n]
+            seconds = train_step(v, x, y, alpha)
+            if r >= warmup:
+                times[v.name].append(seconds)
+    return times
+
+
+def timed_median(fn: Callable[[Any], object], repeats: int,
+                 setup: Callable[[], Any] = lambda: None) -> float:  # fmt: skip
+    """Median seconds of `fn(setup())` (the setup untimed)."""
+    samples = []
+    for _ in range(repeats):
+        arg = setup()
+        start = time.perf_counter()
+        fn(arg)
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def leaf_output(out: DDIOutput) -> DDIOutput:
+    """`out` with its gate probabilities replaced by detached leaves that require grad."""
+    probs = out.probs
+    layer = probs.layer.detach().requires_grad_()
+    channels = [c.detach().requires_grad_() for c in probs.channels]
+    return DDIOutput(out.logits, out.decisions, out.exit_logits, GateProbs(layer, channels))
+
+
+def bench_resource_loss(model: nn.Module, resource: ResourceLoss, x: Tensor,
+                        repeats: int) -> tuple[float, float]:  # fmt: skip
+    """(forward s on a real output, backward s of the loss's own graph)."""
+    out = model.train()(x)
+    fwd = timed_median(lambda _: resource(out), repeats)
+    leaf = leaf_output(out)
+    bwd = timed_median(lambda loss: loss.backward(), repeats, lambda: resource(leaf))
+    return fwd, bwd
+
+
+# (c): batch-1 eval ----------------------------------------------------------------------------
+
+
+def calibrate_bn(model: nn.Module, batch: int, seed: int) -> None:
+    """BN running statistics = the exact mean/var over one train-mode pass of random inputs."""
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average
+    x = torch.randn(batch, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        model.train()(x)
+    for bn in bns:
+        bn.momentum = 0.1
+    model.eval()
+
+
+def layer_readouts(model: nn.Module) -> list[nn.Linear]:
+    return list(model.layer_gate.heads)
+
+
+def channel_readouts(model: nn.Module) -> list[nn.Linear]:
+    return [u.cgate.fc for u in model.units]
+
+
+@torch.no_grad()
+def gated_copy(base: nn.Module, layer_bias: float | None,
+               channel_bias: float | None) -> nn.Module:  # fmt: skip
+    """A copy of `base` whose layer / channel gates vary by input around `*_bias` (×8 readouts,
+    as the tests do), or run everything (None: zero readout weights, bias +30)."""
+    model = copy.deepcopy(base)
+    if layer_bias is not None:
+        gate = model.layer_gate
+        for proj in gate.proj:
+            proj.weight.mul_(GATE_SCALE)
+        gate.cell.ih.weight.mul_(GATE_SCALE)
+    for heads, bias in ((layer_readouts(model), layer_bias),
+                        (channel_readouts(model), channel_bias)):  # fmt: skip
+        for head in heads:
+            head.weight.mul_(0.0 if bias is None else GATE_SCALE)
+            head.bias.fill_(ALL_ON_BIAS if bias is None else bias)
+    return model.eval()
+
+
+FAMILIES: dict[str, Callable[[float], tuple[float | None, float | None]]] = {
+    "mixed": lambda b: (b, b),
+    "layer only": lambda b: (b, None),
+    "channel only": lambda b: (None, b),
+}
+
+
+def flops_saved(costs: CostModel, model: nn.Module, x: Tensor,
+                plain_flops: float) -> float:  # fmt: skip
+    total, _ = costs.per_input(model(x).decisions)
+    return 1.0 - float(total[:, costs.index("flops")].mean()) / plain_flops
+
+
+def calibrated(base: nn.Module, family: str, target: float, costs: CostModel,
+               x: Tensor, plain_flops: float) -> tuple[nn.Module, float]:  # fmt: skip
+    """Bisect the readout bias until about `target` of the plain FLOPs are saved on `x`."""
+    lo, hi = BISECT_RANGE  # FLOPs saved falls as the bias rises
+    best: tuple[float, nn.Module, float] | None = None
+    for _ in range(BISECT_STEPS):
+        mid = (lo + hi) / 2
+        model = gated_copy(base, *FAMILIES[family](mid))
+        saved = flops_saved(costs, model, x, plain_flops)
+        if best is None or abs(saved - target) < best[0]:
+            best = (abs(saved - target), model, mid)
+        if abs(saved - target) <= BISECT_TOL:
+            break
+        lo, hi = (mid, hi) if saved > target else (lo, mid)
+    return best[1], best[2]
+
+
+@dataclass
+class EvalRow:
+    name: str
+    model: nn.Module
+    gated: bool
+
+
+def bench_eval(rows: list[EvalRow], inputs: list[Tensor],
+               repeats: int) -> list[list[list[float]]]:  # fmt: skip
+    """[row][input][repeat] seconds of a batch-1 eval forward, rows interleaved per input."""
+    times: list[list[list[float]]] = [[[] for _ in inputs] for _ in rows]
+    n = len(rows)
+    with torch.no_grad():
+        for row in rows:  # warm-up
+            for x in inputs[:3]:
+                row.model(x)
+        for r in range(repeats):
+            for i, x in enumerate(inputs):
+                for k in range(n):
+                    j = (r + i + k) % n
+                    start = time.perf_counter()
+                    rows[j].model(x)
+                    times[j][i].append(time.perf_counter() - start)
+    return times
+
+
+def eval_rows(arch: str, table: pd.DataFrame, levels: list[float], seed: int,
+              calib_inputs: int) -> tuple[list[EvalRow], float]:  # fmt: skip
+    """The models to time at batch 1, and the plain network's FLOPs per input."""
+    torch.manual_seed(seed)
+    base = ddi_energy.get_model(arch, gating="mgl2s")
+    calibrate_bn(base, 64, seed)
+    plain = ddi_energy.get_model(arch, gating=None)
+    plain.load_state_dict(base.state_dict(), strict=False)  # same backbone weights and stats
+    none = ddi_energy.get_model(arch, gating="none")
+    none.load_state_dict(base.state_dict(), strict=False)
+    none_costs = ddi_energy.cost_model(none, table)
+    plain_flops = float(none_costs.backbone_full()[none_costs.index("flops")])
+    costs = ddi_energy.cost_model(base, table)
+    x = torch.randn(calib_inputs, 3, 32, 32, generator=torch.Generator().manual_seed(seed + 1))
+    rows = [EvalRow(f"plain {arch} (gating=None)", plain.eval(), False),
+            EvalRow('gating="none" (DynamicResNet)', none.eval(), True),
+            EvalRow("mgl2s all on", gated_copy(base, None, None), True)]  # fmt: skip
+    targets = [("mixed", t) for t in levels]
+    targets += [(f, 0.5) for f in ("layer only", "channel only")]
+    for family, target in targets:
+        model, bias = calibrated(base, family, target, costs, x, plain_flops)
+        rows.append(EvalRow(f"mgl2s {family} ~{target:.0%} (bias {bias:+.2f})", model, True))
+    return rows, plain_flops
+
+
+def row_costs(row: EvalRow, batch: Tensor, table: pd.DataFrame) -> pd.DataFrame | None:
+    if not row.gated:
+        return None
+    with torch.no_grad():  # batched eval reports batch-1 decisions and costs (tested)
+        out = row.model(batch)
+    return ddi_energy.sample_costs(row.model, out.decisions, table)
+
+
+# report ---------------------------------------------------------------------------------------
+
+
+def print_training(times: dict[str, list[float]], arch: str, batch: int,
+                   warmup: int) -> tuple[dict[str, float], dict[str, float]]:  # fmt: skip
+    steps = len(next(iter(times.values())))
+    print(f"(a) training step, {arch}, batch {batch} x 3x32x32, train mode, fwd + CE "
+          f"(+ a*E) + bwd + SGD: {steps} interleaved steps per variant after {warmup} warm-up")
+    medians = {name: median_iqr(t)[0] for name, t in times.items()}
+    mins = {name: min(t) for name, t in times.items()}
+    plain_med, plain_min = next(iter(medians.values())), next(iter(mins.values()))
+    print(f"{'variant':<32} {'median s':>9} {'IQR %':>6} {'vs plain':>9} {'min s':>7} "
+          f"{'vs plain':>9}")
+    for name, t in times.items():
+        med, iqr = median_iqr(t)
+        print(f"{name:<32} {med:>9.3f} {100 * iqr:>6.1f} {med / plain_med:>9.3f} "
+              f"{mins[name]:>7.3f} {mins[name] / plain_min:>9.3f}")
+    return medians, mins
+
+
+def print_resource(medians: dict[str, float], mins: dict[str, float],
+                   loss_times: dict[str, tuple[float, float]], repeats: int) -> None:  # fmt: skip
+    print(f"\n(b) ResourceLoss share of an mgl2s training step: its fwd on a real output and "
+          f"the bwd of its own graph (median of {repeats}) over the fastest CE + a*E step "
+          f"(conservative); target <= 2 %. Step diff = (CE + a*E) - (CE), whole steps")
+    print(f"{'mode':<8} {'fwd ms':>7} {'bwd ms':>7} {'step s':>7} {'share':>7} {'target':>7} "
+          f"{'step diff (median)':>19} {'(min)':>7}")
+    for mode, (fwd, bwd) in loss_times.items():
+        name = f"mgl2s, CE + a*E ({mode})"
+        share = (fwd + bwd) / mins[name]
+        diff_med = (medians[name] - medians["mgl2s, CE"]) / medians[name]
+        diff_min = (mins[name] - mins["mgl2s, CE"]) / mins[name]
+        print(f"{mode:<8} {1e3 * fwd:>7.2f} {1e3 * bwd:>7.2f} {mins[name]:>7.3f} {share:>7.3%} "
+              f"{'met' if share <= 0.02 else 'MISSED':>7} {diff_med:>+19.1%} {diff_min:>+7.1%}")
+
+
+def print_eval(rows: list[EvalRow], times: list[list[list[float]]],
+               costs: list[pd.DataFrame | None], plain_flops: float) -> None:  # fmt: skip
+    n_inputs, repeats = len(times[0]), len(times[0][0])
+    print(f"\n(c) batch-1 eval (no_grad), {n_inputs} random inputs x {repeats} repeats, "
+          f"interleaved; per input the best (and median) of {repeats}, mean over inputs; "
+          f"ratios vs the plain network (first row)")
+    best = [statistics.mean(min(t) for t in row_t) for row_t in times]
+    med = [statistics.mean(statistics.median(t) for t in row_t) for row_t in times]
+    print(f"{'model':<38} {'units':>5} {'ch skip':>7} {'MFLOPs':>7} {'FLOPs':>7} {'best':>6} "
+          f"{'time':>7} {'speedup':>7} {'FLOP':>6} {'median':>6} {'speedup':>7}")
+    print(f"{'':<38} {'run':>5} {'':>7} {'':>7} {'saved':>7} {'ms':>6} {'saved':>7} "
+          f"{'(best)':>7} {'ratio':>6} {'ms':>6} {'(med)':>7}")
+    for row, c, b, m in zip(rows, costs, best, med, strict=True):
+        flops = plain_flops if c is None else float(c["flops"].mean())
+        units = "-" if c is None else f"{c['units_executed'].mean():.1f}"
+        skip = "-" if c is None else f"{c['channel_skip_ratio'].mean():.0%}"
+        print(f"{row.name:<38} {units:>5} {skip:>7} {flops / 1e6:>7.1f} "
+              f"{1 - flops / plain_flops:>7.1%} {1e3 * b:>6.2f} {1 - b / best[0]:>7.1%} "
+              f"{best[0] / b:>6.2f}x {plain_flops / flops:>5.2f}x {1e3 * m:>6.2f} "
+              f"{med[0] / m:>6.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", default="resnet74")
+    parser.add_argument("--table", default=None, help="cost table (default <arch>_eyeriss)")
+    parser.add_argument("--steps", type=int, default=5, help="timed training rounds")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed training rounds")
+    parser.add_argument("--batch", type=int, default=128, help="training batch size")
+    parser.add_argument("--alpha", type=float, default=0.1, help="weight of the ResourceLoss")
+    parser.add_argument("--loss-repeats", type=int, default=20)
+    parser.add_argument("--inputs", type=int, default=24, help="batch-1 eval inputs")
+    parser.add_argument("--repeats", type=int, default=5, help="timings per eval input")
+    parser.add_argument("--levels", default="0.25,0.5,0.75",
+                        help="target fractions of the plain FLOPs saved (mixed gating)")
+    parser.add_argument("--calib-inputs", type=int, default=16,
+                        help="inputs the gate bias is bisected on")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    table = ddi_energy.load_cost_table(args.table or f"{args.arch}_eyeriss")
+    levels = [float(s) for s in args.levels.split(",") if s]
+
+    gen = torch.Generator().manual_seed(args.seed)
+    x = torch.randn(args.batch, 3, 32, 32, generator=gen)
+    y = torch.randint(0, 10, (args.batch,), generator=gen)
+    variants = train_variants(args.arch, table)
+    times = bench_training(variants, x, y, args.warmup, args.steps, args.alpha)
+    mgl2s = variants[2].model
+    loss_times = {mode: bench_resource_loss(mgl2s, v.resource, x, args.loss_repeats)
+                  for mode, v in zip(MODES, variants[3:], strict=True)}  # fmt: skip
+    del variants, mgl2s
+
+    rows, plain_flops = eval_rows(args.arch, table, levels, args.seed, args.calib_inputs)
+    inputs = [torch.randn(1, 3, 32, 32, generator=gen) for _ in range(args.inputs)]
+    eval_times = bench_eval(rows, inputs, args.repeats)
+    batch = torch.cat(inputs)
+    costs = [row_costs(row, batch, table) for row in rows]
+
+    print(f"{args.arch}, torch {torch.__version__}, {args.threads} threads, "
+          f"table {args.table or f'{args.arch}_eyeriss'}, a = {args.alpha}\n")
+    medians, mins = print_training(times, args.arch, args.batch, args.warmup)
+    print_resource(medians, mins, loss_times, args.loss_repeats)
+    print_eval(rows, eval_times, costs, plain_flops)
+    print(f"\ntotal {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
