@@ -56,7 +56,13 @@ def profile(arch: str, hw_spec: str, engine: str, granularity: str, out_dir: Pat
             e_sram: float | None, e_rf: float | None, e_mac: float | None, quiet: bool) -> None:
     """Profile every layer of ARCH on HW and write the Eq. 6 energy table."""
     from ddi_energy.hardware import load_hw
-    from ddi_energy.profile import check_writable, row_specs, run_profile, table_stem, write_table
+    from ddi_energy.profile import (
+        prepare_dirs,
+        row_specs,
+        run_profile,
+        table_stem,
+        write_table,
+    )
     from ddi_energy.scalesim_files import write_inputs
     from ddi_energy.summary import layer_summary, totals_summary
     from ddi_energy.walker import walk_arch
@@ -64,9 +70,8 @@ def profile(arch: str, hw_spec: str, engine: str, granularity: str, out_dir: Pat
     layers = walk_arch(arch)
     overrides = _energy_overrides({"dram": e_dram, "sram": e_sram, "rf": e_rf, "mac": e_mac})
     hw, energy_note = load_hw(hw_spec, overrides)
-    check_writable(out_dir)
+    prepare_dirs(out_dir, *([emit_dir] if emit_dir is not None else []))
     if emit_dir is not None:
-        check_writable(emit_dir)
         specs = row_specs(layers, granularity)
         write_inputs(emit_dir, [(s.name, s.shape) for s in specs], hw)
         click.echo(f"wrote SCALE-Sim inputs for {len(specs)} rows to {emit_dir}/")
@@ -427,8 +432,10 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("ddi-energy: interrupted", err=True)
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
+    except click.ClickException as exc:  # bad options: one line, with the fix click suggests
+        command = f" {exc.ctx.command_path.removeprefix('ddi-energy').strip()}" if getattr(
+            exc, "ctx", None) and exc.ctx.parent else ""
+        click.echo(f"ddi-energy{command}: error: {exc.format_message()} (see --help)", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("ddi-energy: interrupted; finished simulations are cached", err=True)

@@ -135,6 +135,22 @@ def network_totals(table: pd.DataFrame) -> dict[str, float]:
     return {k: float(full[k].sum()) for k in keys}
 
 
+def prepare_dirs(*dirs: Path) -> None:
+    """`check_writable` on each directory; if one fails, the ones made here are removed again,
+    so a bad second output leaves no empty first one behind."""
+    made: list[Path] = []
+    try:
+        for directory in dirs:
+            missing = [d for d in (directory, *directory.parents) if not d.exists()]
+            check_writable(directory)
+            made += missing
+    except DDIError:
+        for directory in made:  # deepest first
+            if directory.is_dir() and not any(directory.iterdir()):
+                directory.rmdir()
+        raise
+
+
 def check_writable(out_dir: Path) -> None:
     """Fail before any work if the output directory cannot be created or written."""
     try:
@@ -151,15 +167,39 @@ os.umask(_UMASK)
 
 def atomic_write(path: Path, text: str) -> None:
     """Write via a temp file in the same directory and rename: never a half-written file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    atomic_write_all({path: text})
+
+
+def atomic_write_all(files: dict[Path, str]) -> None:
+    """Write every file to a temp file first and rename them only once all are written, so a
+    failure leaves none of them changed (not a new CSV beside an old JSON)."""
+    temps: dict[Path, str] = {}
+    path = next(iter(files))
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file normal permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        for path, text in files.items():
+            fd, temps[path] = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                               suffix=".tmp")  # fmt: skip
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
+            os.chmod(temps[path], 0o666 & ~_UMASK)  # mkstemp makes 0600: normal permissions
+        for path, tmp in temps.items():
+            os.replace(tmp, path)
+    except OSError as exc:
+        raise DDIError(f"{path}: cannot write ({exc.strerror})") from None
+    finally:
+        for tmp in temps.values():
+            Path(tmp).unlink(missing_ok=True)
+
+
+def source_name(hw: HardwareConfig) -> str:
+    """Where a config came from: `hw_configs/<name>.yaml` for a bundled one (not this machine's
+    install path, so shipped tables do not change with where ddi-energy is installed)."""
+    from ddi_energy.hardware import bundled_configs
+
+    for name, path in bundled_configs().items():
+        if hw.source and Path(hw.source).resolve() == path.resolve():
+            return f"hw_configs/{name}.yaml"
+    return hw.source
 
 
 def metadata(
@@ -176,7 +216,7 @@ def metadata(
     return {
         "arch": arch,
         "hw": hw.to_dict(),
-        "hw_source": hw.source,
+        "hw_source": source_name(hw),
         "hw_digest": hw.digest(),
         "engine": engine,
         "scalesim_version": version("scalesim"),
@@ -204,8 +244,8 @@ def write_table(
 ) -> tuple[Path, Path]:
     """Write `<stem>.csv` and `<stem>.json` atomically; returns their paths."""
     csv_path, json_path = out_dir / f"{stem}.csv", out_dir / f"{stem}.json"
-    atomic_write(csv_path, table.to_csv(index=False))
-    atomic_write(json_path, json.dumps(meta, indent=2) + "\n")
+    atomic_write_all({csv_path: table.to_csv(index=False),
+                      json_path: json.dumps(meta, indent=2) + "\n"})  # fmt: skip
     return csv_path, json_path
 
 

@@ -74,6 +74,5 @@ def regenerate_shipped(out_dir: Path, *, progress: bool = True) -> list[Path]:
     for arch, hw_name in tqdm(jobs, desc="tables", unit="table", disable=not progress):
         hw, note = load_hw(hw_name)
         table, meta = run_profile(arch, hw, note, engine="analytic", progress=False)
-        meta["hw_source"] = f"hw_configs/{hw_name}.yaml"  # not this machine's path
         paths.append(write_table(table, meta, out_dir, table_stem(arch, hw, "channel"))[0])
     return paths

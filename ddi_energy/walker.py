@@ -133,9 +133,15 @@ def walk_layers(
 
 @cache
 def _walk_arch_cached(name: str) -> tuple[Layer, ...]:
-    with torch.device("meta"):  # shapes only: skip weight init and arithmetic
-        model = get_model(name)
-    return tuple(walk_layers(model))
+    # One batch-1 forward on the CPU, single-threaded: ~0.03 s for a CIFAR ResNet, where the
+    # meta device first spends ~2 s importing torch's reference kernels, and where more threads
+    # only contend with whatever else the machine runs.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return tuple(walk_layers(get_model(name)))
+    finally:
+        torch.set_num_threads(threads)
 
 
 def walk_arch(name: str) -> list[Layer]:

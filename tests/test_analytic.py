@@ -203,6 +203,19 @@ def test_network_sweeps_match_scalesim(dataflow, array, kb, tmp_path_factory):
     assert_equal_counts(sweep_shapes(), hw, sweep_cache(tmp_path_factory), jobs=2)
 
 
+@pytest.mark.parametrize("config", ["eyeriss", "edge_npu"])
+def test_network_golden_subset_matches_scalesim(config, tmp_path):
+    """Fast stand-in for the slow sweeps: 8 seeded network shapes (ResNet-38/74 channel rows and
+    DenseNet-100 layers, the cheaper half by MACs) on a shipped config, os and ws."""
+    import random
+
+    shapes = sweep_shapes()
+    cheap = sorted(shapes, key=lambda name: shapes[name].macs)[: len(shapes) // 2]
+    picked = random.Random(0).sample(cheap, 8)
+    assert any(name.startswith("densenet100/") for name in picked)
+    assert_equal_counts({n: shapes[n] for n in picked}, load_hw(config)[0], tmp_path, jobs=2)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("config", ["eyeriss", "edge_npu"])
 def test_bundled_configs_match_scalesim(config, tmp_path_factory):

@@ -91,8 +91,13 @@ def test_emit_writes_scalesim_inputs(tmp_path: Path, hw_file: Path, capsys, monk
 
 
 def _bad_hw(tmp_path: Path, **changes) -> str:
+    data = {k: v for k, v in {**HW, **changes}.items() if v is not None}  # None: key missing
+    return _text(tmp_path, yaml.safe_dump(data))
+
+
+def _text(tmp_path: Path, text: str) -> str:
     path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump({**HW, **changes}))
+    path.write_text(text)
     return str(path)
 
 
@@ -110,6 +115,16 @@ def _bad_hw(tmp_path: Path, **changes) -> str:
          ["missing.yaml", "no such file"]),
         (lambda p, hw: ["--arch", "resnet8", "--hw", hw, "--out", str(hw) + "/sub"],
          ["cannot create output directory"]),
+        (lambda p, hw: ["--arch", "resnet8", "--hw", _bad_hw(p, sram_kB=None)],
+         ["bad.yaml", "sram_kB"]),
+        (lambda p, hw: ["--arch", "resnet8", "--hw", _bad_hw(p, colour="red")],
+         ["bad.yaml", "colour"]),
+        (lambda p, hw: ["--arch", "resnet8", "--hw", _text(p, "array: [1, 2\n")],
+         ["bad.yaml"]),
+        (lambda p, hw: ["--arch", "resnet8", "--hw", hw, "--emit", str(hw) + "/sub"],
+         ["cannot create output directory"]),
+        (lambda p, hw: ["--arch", "resnet8", "--hw", hw, "--engine", "fast"],
+         ["--engine", "fast"]),
     ],
 )
 def test_bad_input_is_one_line_exit_2_no_output(tmp_path: Path, hw_file: Path, capsys, args,
@@ -119,7 +134,8 @@ def test_bad_input_is_one_line_exit_2_no_output(tmp_path: Path, hw_file: Path, c
     code, out, err = run(argv, capsys)
     assert code == 2
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("ddi-energy: error: "), err
+    assert len(lines) == 1 and lines[0].startswith("ddi-energy"), err
+    assert "error: " in lines[0] and "Traceback" not in err
     for word in words:
         assert word in lines[0]
     assert not out_dir.exists()
@@ -147,3 +163,13 @@ def test_inspect_prints_gate_overheads_and_energy(capsys):
     code, _, err = run(["inspect", "--arch", "resnet20", "--gating", "mgl2s",
                         "--cost-table", "resnet38_eyeriss"], capsys)
     assert code == 2 and "built for arch 'resnet38'" in err
+
+
+def test_failed_write_leaves_no_table(tmp_path: Path, hw_file: Path, capsys):
+    """A table whose CSV cannot be written leaves neither file (nor a temp file) behind."""
+    out = tmp_path / "out"
+    (out / "resnet8_small.csv").mkdir(parents=True)  # the CSV's name is taken by a directory
+    code, _, err = run(["profile", "--arch", "resnet8", "--hw", str(hw_file), "--out", str(out),
+                        "--quiet"], capsys)  # fmt: skip
+    assert code == 2 and "resnet8_small.csv: cannot write" in err
+    assert sorted(p.name for p in out.iterdir()) == ["resnet8_small.csv"]
