@@ -25,6 +25,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from ddi_energy.config_file import load_mapping
 from ddi_energy.costs import MODES
 from ddi_energy.errors import DDIError
 from ddi_energy.profile import atomic_write
@@ -96,22 +97,9 @@ class StudyConfig:
 def load_study_config(path: str | Path | None, overrides: dict[str, Any]) -> StudyConfig:
     """A YAML study config (keys = `StudyConfig` fields) with explicit overrides on top."""
     allowed = {f.name for f in fields(StudyConfig)}
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
-        except OSError as exc:
-            raise DDIError(f"{path}: cannot read study config ({exc.strerror})") from None
-        except yaml.YAMLError:
-            raise DDIError(f"{path}: not valid YAML") from None
-        if not isinstance(data, dict):
-            raise DDIError(f"{path}: a study config is a mapping of {', '.join(sorted(allowed))}")
-        unknown = sorted(set(data) - allowed)
-        if unknown:
-            raise DDIError(f"{path}: unknown key {unknown[0]!r} (allowed: "
-                           f"{', '.join(sorted(allowed))})")  # fmt: skip
-        if not isinstance(data.get("train", {}), dict):
-            raise DDIError(f"{path}: train must be a mapping of run settings (arch, steps, ...)")
+    data = load_mapping(path, "study config", allowed)
+    if not isinstance(data.get("train", {}), dict):
+        raise DDIError(f"{path}: train must be a mapping of run settings (arch, steps, ...)")
     train = {**data.pop("train", {}), **overrides.pop("train", {})}
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 import yaml
 from torch import Tensor, nn
 
+from ddi_energy.config_file import check_keys, load_mapping
 from ddi_energy.costs import MODES, CostModel, ResourceLoss, cost_model
 from ddi_energy.errors import DDIError
 from ddi_energy.models.dynamic import GATINGS
@@ -129,21 +130,9 @@ class TrainConfig:
 def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConfig:
     """A YAML run config (keys = `TrainConfig` fields) with explicit overrides on top."""
     allowed = {f.name for f in fields(TrainConfig)}
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
-        except OSError as exc:
-            raise DDIError(f"{path}: cannot read run config ({exc.strerror})") from None
-        except yaml.YAMLError:
-            raise DDIError(f"{path}: not valid YAML") from None
-        if not isinstance(data, dict):
-            raise DDIError(f"{path}: a run config is a mapping of {', '.join(sorted(allowed))}")
+    data = load_mapping(path, "run config", allowed)
     data.update({k: v for k, v in overrides.items() if v is not None})
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise DDIError(f"{path or 'run config'}: unknown key {unknown[0]!r} (allowed: "
-                       f"{', '.join(sorted(allowed))})")  # fmt: skip
+    check_keys(data, allowed, str(path or "run config"))
     cfg = TrainConfig(**data)
     for f in fields(TrainConfig):  # types at the edge: YAML gives strings for typos like 1e-4x
         value, default = getattr(cfg, f.name), getattr(TrainConfig, f.name)

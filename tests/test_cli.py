@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from ddi_energy.cli.main import main
+from cli_helpers import run
 
 from ddi_energy.profile import TABLE_COLUMNS
 from ddi_energy.walker import walk_arch
@@ -25,14 +25,6 @@ HW = {
 }
 
 
-def run(argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

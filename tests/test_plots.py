@@ -10,7 +10,8 @@ import matplotlib.image
 import pandas as pd
 import pytest
 import torch
-from ddi_energy.cli.main import cli, main
+from cli_helpers import run
+from ddi_energy.cli.main import cli
 from PIL import Image
 
 from ddi_energy import data, plots
@@ -26,14 +27,6 @@ TINY = {"arch": "resnet8", "gating": "mgl2s", "batch": 16, "pretrain_steps": 2, 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def run(argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

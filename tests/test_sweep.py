@@ -6,21 +6,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from ddi_energy.cli.main import main
+from cli_helpers import run
 
 from ddi_energy.errors import DDIError
 from ddi_energy.hardware import load_hw
 from ddi_energy.sweep import design_points, parse_vary
-
-
-def run(argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_sweep_writes_one_table_per_point_and_a_summary(tmp_path: Path, capsys):

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from ddi_energy.cli.main import main
+from cli_helpers import run
 
 import ddi_energy
 from ddi_energy.errors import DDIError
@@ -24,14 +24,6 @@ TINY = {"arch": "resnet8", "gating": "mgl2s", "batch": 16, "pretrain_steps": 2, 
         "steps": 4, "ddi_steps": 2, "checkpoint_every": 2, "log_every": 2, "alpha": 0.05}
 
 
-def run(argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def tiny(tmp_path: Path, name: str, **changes) -> TrainConfig:
