@@ -20,7 +20,7 @@ from ddi_energy.costs import MODES, CostModel, cost_model, sample_costs, set_bud
 from ddi_energy.energy import ENERGY_COLUMNS
 from ddi_energy.errors import DDIError
 from ddi_energy.models.dynamic import Decisions
-from ddi_energy.profile import atomic_write
+from ddi_energy.profile import atomic_write_all
 from ddi_energy.train import (
     Checkpoints,
     TrainConfig,
@@ -42,12 +42,11 @@ class Report:
 
     def write(self, out_dir: Path) -> list[Path]:
         out_dir.mkdir(parents=True, exist_ok=True)
-        paths = [out_dir / "report.json"]
-        atomic_write(paths[0], json.dumps(self.summary, indent=2) + "\n")
-        for name, frame in self.frames.items():
-            paths.append(out_dir / f"{name}.csv")
-            atomic_write(paths[-1], frame.to_csv(index=False))
-        return paths
+        files = {out_dir / "report.json": json.dumps(self.summary, indent=2) + "\n"}
+        files |= {out_dir / f"{name}.csv": frame.to_csv(index=False)
+                  for name, frame in self.frames.items()}  # fmt: skip
+        atomic_write_all(files)  # a report and its CSVs change together or not at all
+        return list(files)
 
 
 def load_run(run: Path | None, checkpoint: Path | None) -> tuple[TrainConfig, dict[str, Any]]:
@@ -140,7 +139,7 @@ def budget_sweep(model: torch.nn.Module, ds, device: torch.device, table: pd.Dat
 
 def evaluate(cfg: TrainConfig, state: dict[str, Any], *, hw: str | None = None,
              cost_table: str | None = None, budgets: tuple[float, ...] = DEFAULT_BUDGETS,
-             device: str = "cpu", progress: bool = True) -> Report:  # fmt: skip
+             device: str = "cpu") -> Report:  # fmt: skip
     """The full report of a trained model on its dataset's test split."""
     from ddi_energy.data import load_dataset
 

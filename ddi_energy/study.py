@@ -18,6 +18,7 @@ command therefore continues where it stopped.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -130,8 +131,6 @@ def _evaluated(cfg: TrainConfig, hw: str) -> dict[str, Any]:
     report_path = run / "report.json"
     final = run / "checkpoints" / "final.pt"
     if report_path.exists() and report_path.stat().st_mtime >= final.stat().st_mtime:
-        import json
-
         return json.loads(report_path.read_text())
     run_cfg, state = load_run(run, None)
     report = evaluate(run_cfg, state, hw=hw, budgets=())

@@ -385,6 +385,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
                         skip=f"{float(skip):.2f}", sign="+" if sign > 0 else "-" if sign else "0")
         done += 1
         last = step + 1 == end
+        if rank == 0 and step + 1 == cfg.total_steps and cfg.bn_batches:
+            precise_bn(model, ds, cfg, device)  # before the final checkpoint, which keeps it
         if rank == 0 and ((step + 1) % cfg.checkpoint_every == 0 or last
                           or done == stop_after):  # fmt: skip
             checkpoints.save({"format": CHECKPOINT_FORMAT, "config": asdict(cfg),
@@ -400,12 +402,6 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
     bar.close()
     if start + done == cfg.total_steps:
         log.flush(cfg.total_steps - 1, cfg.stages[-1][0])  # the last, partial interval
-        if rank == 0 and cfg.bn_batches:
-            model.force_on = cfg.stages[-1][0] == "pretrain"
-            precise_bn(model, ds, cfg, device)
-            final = checkpoints.load(checkpoints.dir / "final.pt")
-            checkpoints.save({**final, "model": model.state_dict(), "precise_bn": True},
-                             final=True)  # fmt: skip
     if world > 1:
         dist.barrier()
     return run_dir

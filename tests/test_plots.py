@@ -49,7 +49,7 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
                 cfg = load_config(None, {**TINY, "out": str(root / name), **changes})
                 run_dir = train(cfg, progress=False)
                 config, state = load_run(run_dir, None)
-                evaluate(config, state, budgets=(0.5, 1.0), progress=False).write(run_dir)
+                evaluate(config, state, budgets=(0.5, 1.0)).write(run_dir)
                 paths[name] = run_dir
     finally:
         torch.set_num_threads(threads)
