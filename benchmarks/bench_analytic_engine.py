@@ -30,9 +30,10 @@ import pandas as pd
 
 from ddi_energy.engines.analytic import AnalyticEngine
 from ddi_energy.engines.scalesim_engine import ScaleSimEngine
-from ddi_energy.hardware import load_hw
-from ddi_energy.profile import build_table, row_specs
-from ddi_energy.walker import walk_arch
+from ddi_energy.hardware.config import load_hw
+from ddi_energy.models.zoo import walk_arch
+from ddi_energy.tables.build import build_table
+from ddi_energy.tables.rows import row_specs
 
 CLI_RUNS = 3
 CLI_TARGET_S = 5.0

@@ -53,7 +53,8 @@ import torch
 from torch import Tensor, nn
 
 import ddi_energy
-from ddi_energy.costs import CostModel, ResourceLoss
+from ddi_energy.costs.cost_model import CostModel
+from ddi_energy.costs.resource_loss import ResourceLoss
 from ddi_energy.models.dynamic import DDIOutput, GateProbs
 
 MODES = ("flops", "energy", "latency")

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 from ddi_energy.engines.scalesim_engine import ScaleSimEngine, simulate
-from ddi_energy.hardware import load_hw
-from ddi_energy.profile import row_specs
-from ddi_energy.walker import walk_arch
+from ddi_energy.hardware.config import load_hw
+from ddi_energy.models.zoo import walk_arch
+from ddi_energy.tables.rows import row_specs
 
 
 def timed_dedup(shapes: list, hw, jobs: int) -> float:

@@ -55,17 +55,14 @@ def profile(arch: str, hw_spec: str, engine: str, granularity: str, out_dir: Pat
             emit_dir: Path | None, jobs: int, cache_dir: Path | None, e_dram: float | None,
             e_sram: float | None, e_rf: float | None, e_mac: float | None, quiet: bool) -> None:
     """Profile every layer of ARCH on HW and write the Eq. 6 energy table."""
-    from ddi_energy.hardware import load_hw
-    from ddi_energy.profile import (
-        prepare_dirs,
-        row_specs,
-        run_profile,
-        table_stem,
-        write_table,
-    )
-    from ddi_energy.scalesim_files import write_inputs
-    from ddi_energy.summary import layer_summary, totals_summary
-    from ddi_energy.walker import walk_arch
+    from ddi_energy.engines.scalesim_files import write_inputs
+    from ddi_energy.files import prepare_dirs
+    from ddi_energy.hardware.config import load_hw
+    from ddi_energy.models.zoo import walk_arch
+    from ddi_energy.reporting.table_summary import layer_summary, totals_summary
+    from ddi_energy.tables.build import run_profile, table_stem
+    from ddi_energy.tables.io import write_table
+    from ddi_energy.tables.rows import row_specs
 
     layers = walk_arch(arch)
     overrides = _energy_overrides({"dram": e_dram, "sram": e_sram, "rf": e_rf, "mac": e_mac})
@@ -101,10 +98,10 @@ def profile(arch: str, hw_spec: str, engine: str, granularity: str, out_dir: Pat
 def validate(arch: str, hw_spec: str, granularity: str, sample: int | None, seed: int, jobs: int,
              cache_dir: Path | None) -> None:
     """Compare the analytic engine with real SCALE-Sim, column by column (exit 1 on mismatch)."""
-    from ddi_energy.hardware import load_hw
-    from ddi_energy.profile import row_specs
-    from ddi_energy.validate import validate as run_validation
-    from ddi_energy.walker import walk_arch
+    from ddi_energy.hardware.config import load_hw
+    from ddi_energy.models.zoo import walk_arch
+    from ddi_energy.tables.rows import row_specs
+    from ddi_energy.tables.validate import validate as run_validation
 
     specs = row_specs(walk_arch(arch), granularity)
     hw, _ = load_hw(hw_spec)
@@ -134,10 +131,10 @@ def validate(arch: str, hw_spec: str, granularity: str, sample: int | None, seed
 def sweep(arch: str, hw_spec: str, vary_items: tuple[str, ...], engine: str, granularity: str,
           out_dir: Path, jobs: int) -> None:
     """Profile ARCH on every hardware design point of the --vary grid."""
-    from ddi_energy.hardware import load_hw
-    from ddi_energy.profile import check_writable
-    from ddi_energy.sweep import design_points, parse_vary, run_sweep
-    from ddi_energy.walker import walk_arch
+    from ddi_energy.files import check_writable
+    from ddi_energy.hardware.config import load_hw
+    from ddi_energy.models.zoo import walk_arch
+    from ddi_energy.tables.sweep import design_points, parse_vary, run_sweep
 
     walk_arch(arch)
     base, note = load_hw(hw_spec)
@@ -158,8 +155,9 @@ def sweep(arch: str, hw_spec: str, vary_items: tuple[str, ...], engine: str, gra
               help="Directory [default: the shipped cost_tables/].")
 def regenerate_tables(out_dir: Path | None) -> None:
     """Rebuild the shipped tables: every CIFAR zoo network on every bundled config."""
-    from ddi_energy.profile import check_writable
-    from ddi_energy.tables import regenerate_shipped, shipped_dir
+    from ddi_energy.files import check_writable
+    from ddi_energy.tables.io import shipped_dir
+    from ddi_energy.tables.regenerate import regenerate_shipped
 
     out_dir = out_dir or shipped_dir()
     check_writable(out_dir)
@@ -183,24 +181,14 @@ def regenerate_tables(out_dir: Path | None) -> None:
 def inspect(arch: str, gating: str, exits: bool, hw_spec: str | None, table_spec: str | None,
             per_unit: bool) -> None:
     """FLOPs (and energy) per unit of a gated ARCH, the gates' overheads, and totals."""
-    from ddi_energy.costs import cost_model
-    from ddi_energy.inspect import totals_report, unit_report
-    from ddi_energy.models.registry import get_model
+    from ddi_energy.costs.cost_model import cost_model
+    from ddi_energy.models.zoo import get_model
+    from ddi_energy.reporting.overheads import totals_report, unit_report
+    from ddi_energy.tables.lookup import cost_table_for
 
     if hw_spec and table_spec:
         raise DDIError("give --hw or --cost-table, not both")
-    table = None
-    if table_spec:
-        from ddi_energy.tables import load_cost_table
-
-        table = load_cost_table(table_spec)
-    elif hw_spec:
-        from ddi_energy.hardware import load_hw
-        from ddi_energy.profile import run_profile
-
-        hw, note = load_hw(hw_spec)
-        table, meta = run_profile(arch, hw, note, progress=False)
-        table.attrs.update(meta=meta, path=f"<{arch} on {hw.name}, analytic engine>")
+    table = cost_table_for(arch, hw=hw_spec, cost_table=table_spec, who="analytic engine")
     model = get_model(arch, gating=gating, exits=exits)
     costs = cost_model(model, table)
     shown = [m for m in ("flops", "energy_pj") if m in costs.metrics]
@@ -223,7 +211,7 @@ def inspect(arch: str, gating: str, exits: bool, hw_spec: str | None, table_spec
 
 def _train_options(func):
     """One option per TrainConfig field (default None: the config file or the paper's value)."""
-    from ddi_energy.train import TrainConfig
+    from ddi_energy.training.config import TrainConfig
 
     helps = {
         "arch": "Network from the zoo.", "gating": "none | layer | channel-cnn | channel-rnn | "
@@ -260,8 +248,8 @@ def _train_options(func):
 @_train_options
 def train(config_path: Path | None, resume: bool, **options) -> None:
     """Train a gated network: pre-train, IADI steps 1 and 2, DDI stage (the paper's recipe)."""
-    from ddi_energy.train import load_config
-    from ddi_energy.train import train as run_training
+    from ddi_energy.training.config import load_config
+    from ddi_energy.training.loop import train as run_training
 
     if resume and config_path is None:
         run_dir = Path(options.get("out") or "runs/run")
@@ -289,9 +277,9 @@ def train(config_path: Path | None, resume: bool, **options) -> None:
 def evaluate(run_dir: Path | None, checkpoint: Path | None, hw_spec: str | None,
              table_spec: str | None, budgets: str, device: str, out_dir: Path | None) -> None:
     """Accuracy, FLOPs and energy savings, skip ratios and budgets of a trained network."""
-    from ddi_energy.evaluate import evaluate as run_evaluation
-    from ddi_energy.evaluate import load_run
-    from ddi_energy.report import print_report
+    from ddi_energy.reporting.report_text import print_report
+    from ddi_energy.training.evaluate import evaluate as run_evaluation
+    from ddi_energy.training.evaluate import load_run
 
     try:
         fractions = tuple(float(b) for b in budgets.split(","))
@@ -337,7 +325,7 @@ def _split(text: str | None, kind: type, option: str) -> list | None:
 def study(config_path: Path | None, out: str | None, hw: str | None, losses: str | None,
           targets: str | None, pretrain_steps: int | None, **train: object) -> None:
     """Fig. 12: train with each loss at each target, evaluate, plot accuracy vs savings."""
-    from ddi_energy.study import load_study_config, run_study
+    from ddi_energy.experiments.study import load_study_config, run_study
 
     overrides = {"out": out, "hw": hw, "losses": _split(losses, str, "--losses"),
                  "targets": _split(targets, float, "--targets"),
@@ -392,7 +380,7 @@ def plot(run_dirs: tuple[Path, ...], tables: tuple[str, ...], sweeps: tuple[Path
     """Draw every figure the inputs support, as PNG and PDF: accuracy vs savings, skip
     ratios and budgets of runs; energy by memory level and cost vs active channels of tables;
     energy, cycles and utilization per design point of sweeps."""
-    from ddi_energy.plots import plot_all
+    from ddi_energy.reporting.plots import plot_all
 
     names = [n.strip() for n in layers.split(",") if n.strip()] if layers else None
     result = plot_all(run_dirs, tables, sweeps, out_dir, layers=names)
@@ -409,7 +397,7 @@ def plot(run_dirs: tuple[Path, ...], tables: tuple[str, ...], sweeps: tuple[Path
 @cli.command()
 def models() -> None:
     """List the networks of the model zoo."""
-    from ddi_energy.models.registry import list_models
+    from ddi_energy.models.zoo import list_models
 
     click.echo("\n".join(list_models()))
 

@@ -28,8 +28,8 @@ from ddi_energy.engines.analytic import (
 )
 from ddi_energy.engines.scalesim_engine import ScaleSimEngine
 from ddi_energy.errors import DDIError
-from ddi_energy.hardware import HardwareConfig, from_dict, load_hw
-from ddi_energy.workload import ConvShape
+from ddi_energy.hardware.config import HardwareConfig, from_dict, load_hw
+from ddi_energy.workload.shapes import ConvShape
 
 SHAPES = {
     "conv3x3_s1": ConvShape(10, 10, 3, 3, 5, 7, 1),  # ifmap 500 words = one 1 kB epoch exactly
@@ -171,7 +171,7 @@ def sweep_shapes() -> dict[str, ConvShape]:
     """Every unique shape of ResNet-38/74 with each gated axis swept over 1..full (320), plus
     every full layer of DenseNet-100 (55 unique shapes, none in the ResNets): 375 in all.
     Named `<arch>/<layer>[<axis>=<n>]` after the first row that has the shape."""
-    from ddi_energy.walker import walk_arch
+    from ddi_energy.models.zoo import walk_arch
 
     shapes: dict[ConvShape, str] = {}
     for arch in (*SWEEP_ARCHS, *LAYER_ARCHS):

@@ -12,8 +12,8 @@ import pytest
 import yaml
 from cli_helpers import run
 
-from ddi_energy.profile import TABLE_COLUMNS
-from ddi_energy.walker import walk_arch
+from ddi_energy.models.zoo import walk_arch
+from ddi_energy.tables.columns import TABLE_COLUMNS
 
 HW = {
     "name": "small",

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from ddi_energy.data import (
+from ddi_energy.errors import DDIError
+from ddi_energy.training.data import (
     CIFAR_MEAN,
     CIFAR_URL,
     CROP_PADDING,
@@ -23,7 +24,6 @@ from ddi_energy.data import (
     synthetic_templates,
     to_input,
 )
-from ddi_energy.errors import DDIError
 
 N_TRAIN, N_TEST = 400, 800
 

@@ -9,10 +9,11 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import ddi_energy
-from ddi_energy.costs import cost_model, sample_costs, set_budget
+from ddi_energy.costs.budget import set_budget
+from ddi_energy.costs.cost_model import cost_model, sample_costs
 from ddi_energy.errors import DDIError
 from ddi_energy.models.dynamic import GATINGS
-from ddi_energy.profile import network_totals
+from ddi_energy.tables.columns import network_totals
 
 GATED = [g for g in GATINGS if g != "none"]
 
@@ -248,7 +249,7 @@ def test_gate_overheads_match_the_design():
     """Stage-1 block of a CIFAR ResNet: 2 convs of 32·32·9·16·16 MACs. CNN channel gate: a
     16→16 3×3 conv at stride 2 (1/4 of one conv = 12.5 % of the block) + FC 16×16; LSTM layer
     gate: 1×1 conv 16→10, two 10×40 matmuls, 10→1 readout."""
-    from ddi_energy.inspect import totals_report, unit_report
+    from ddi_energy.reporting.overheads import totals_report, unit_report
 
     costs = cost_model(ddi_energy.get_model("resnet74", gating="mgl2s", exits=True))
     units = unit_report(costs).set_index("unit")

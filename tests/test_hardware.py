@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from ddi_energy.errors import DDIError
-from ddi_energy.hardware import bundled_configs, from_dict, load_hw
+from ddi_energy.hardware.config import bundled_configs, from_dict, load_hw
 
 GOOD = {
     "name": "tiny",

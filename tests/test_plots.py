@@ -14,13 +14,16 @@ from cli_helpers import run
 from ddi_energy.cli.main import cli
 from PIL import Image
 
-from ddi_energy import data, plots
-from ddi_energy.evaluate import evaluate, load_run
-from ddi_energy.hardware import load_hw
-from ddi_energy.profile import run_profile, write_table
-from ddi_energy.sweep import run_sweep
-from ddi_energy.tables import load_cost_table
-from ddi_energy.train import load_config, train
+from ddi_energy.hardware.config import load_hw
+from ddi_energy.reporting import plots
+from ddi_energy.tables.build import run_profile
+from ddi_energy.tables.io import load_cost_table, write_table
+from ddi_energy.tables.sweep import run_sweep
+from ddi_energy.training import data, loop
+from ddi_energy.training import evaluate as evaluation
+from ddi_energy.training.config import load_config
+from ddi_energy.training.evaluate import evaluate, load_run
+from ddi_energy.training.loop import train
 
 TINY = {"arch": "resnet8", "gating": "mgl2s", "batch": 16, "pretrain_steps": 2, "gate_steps": 2,
         "steps": 4, "ddi_steps": 2, "checkpoint_every": 2, "log_every": 2, "alpha": 0.05}
@@ -42,7 +45,8 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     torch.set_num_threads(1)
     try:
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(data, "load_dataset", small)
+            for module in (loop, evaluation):  # where the runs look the datasets up
+                patch.setattr(module, "load_dataset", small)
             for name, changes in (("flops", {"loss": "flops"}),
                                   ("energy", {"loss": "energy", "hw": "edge_npu"}),
                                   ("plain", {"gating": "none", "gate_steps": 0, "ddi_steps": 0})):

@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 
 from ddi_energy.engines.scalesim_engine import ScaleSimEngine
-from ddi_energy.hardware import from_dict
-from ddi_energy.profile import build_table, network_totals, row_specs
-from ddi_energy.scalesim_files import read_reports, write_inputs
-from ddi_energy.walker import walk_arch
-from ddi_energy.workload import COUNT_FIELDS, Layer
+from ddi_energy.engines.scalesim_files import read_reports, write_inputs
+from ddi_energy.hardware.config import from_dict
+from ddi_energy.models.zoo import walk_arch
+from ddi_energy.tables.build import build_table
+from ddi_energy.tables.columns import network_totals
+from ddi_energy.tables.rows import row_specs
+from ddi_energy.workload.shapes import COUNT_FIELDS, Layer
 
 # A residual block in miniature: stem, a gated stride-2 block with a projection shortcut, an FC.
 LAYERS = [

@@ -15,10 +15,10 @@ import pytest
 
 from ddi_energy.engines import scalesim_engine as sse
 from ddi_energy.engines.scalesim_engine import ScaleSimEngine, cache_key
+from ddi_energy.engines.scalesim_files import read_reports, topology_csv, write_inputs
 from ddi_energy.errors import DDIError
-from ddi_energy.hardware import HardwareConfig, from_dict
-from ddi_energy.scalesim_files import read_reports, topology_csv, write_inputs
-from ddi_energy.workload import AccessCounts, ConvShape
+from ddi_energy.hardware.config import HardwareConfig, from_dict
+from ddi_energy.workload.shapes import AccessCounts, ConvShape
 
 ROWS, COLS = 4, 6
 SMALL_KB, LARGE_KB = 1, 64  # 1 kB: operands above ~500 words are re-fetched from DRAM

@@ -11,8 +11,10 @@ import torch
 import yaml
 
 from ddi_energy.errors import DDIError
-from ddi_energy.study import load_study_config, run_study
-from ddi_energy.train import Checkpoints, load_config, train
+from ddi_energy.experiments.study import load_study_config, run_study
+from ddi_energy.training.checkpoints import Checkpoints
+from ddi_energy.training.config import load_config
+from ddi_energy.training.loop import train
 
 TINY_TRAIN = {"arch": "resnet8", "batch": 16, "gate_steps": 1, "steps": 2,
               "checkpoint_every": 2, "log_every": 1, "alpha": 0.05}  # fmt: skip

@@ -9,8 +9,8 @@ import pytest
 from cli_helpers import run
 
 from ddi_energy.errors import DDIError
-from ddi_energy.hardware import load_hw
-from ddi_energy.sweep import design_points, parse_vary
+from ddi_energy.hardware.config import load_hw
+from ddi_energy.tables.sweep import design_points, parse_vary
 
 
 def test_sweep_writes_one_table_per_point_and_a_summary(tmp_path: Path, capsys):

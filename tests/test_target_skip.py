@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from ddi_energy.evaluate import evaluate, load_run
-from ddi_energy.train import load_config, train
+from ddi_energy.training.config import load_config
+from ddi_energy.training.evaluate import evaluate, load_run
+from ddi_energy.training.loop import train
 
 RECIPE = {"arch": "resnet8", "gating": "mgl2s", "batch": 64, "gate_steps": 25, "steps": 300,
           "ddi_steps": 0, "alpha": 0.05, "hw": "eyeriss", "checkpoint_every": 100}  # fmt: skip

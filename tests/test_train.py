@@ -17,8 +17,10 @@ from cli_helpers import run
 
 import ddi_energy
 from ddi_energy.errors import DDIError
-from ddi_energy.evaluate import evaluate, load_run
-from ddi_energy.train import Checkpoints, TrainConfig, load_config, train
+from ddi_energy.training.checkpoints import Checkpoints
+from ddi_energy.training.config import TrainConfig, load_config
+from ddi_energy.training.evaluate import evaluate, load_run
+from ddi_energy.training.loop import train
 
 TINY = {"arch": "resnet8", "gating": "mgl2s", "batch": 16, "pretrain_steps": 2, "gate_steps": 2,
         "steps": 4, "ddi_steps": 2, "checkpoint_every": 2, "log_every": 2, "alpha": 0.05}

@@ -26,8 +26,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ddi_energy.errors import DDIError
-from ddi_energy.hardware import HardwareConfig
-from ddi_energy.workload import AccessCounts, ConvShape
+from ddi_energy.hardware.config import HardwareConfig
+from ddi_energy.workload.shapes import AccessCounts, ConvShape
 
 # read_buffer_estimate_bw.set_params: 100 sets of floor(words / 100) addresses, of which
 # int(active_buf_frac * 100) = 50 form the resident window (active_buf_frac = 0.5 in

@@ -29,11 +29,11 @@ from typing import Any
 
 from tqdm import tqdm
 
+from ddi_energy.engines.scalesim_files import CONFIG_FILE, LAYOUT_FILE, TOPOLOGY_FILE, read_reports
+from ddi_energy.engines.scalesim_files import write_inputs as _write_inputs
 from ddi_energy.errors import DDIError
-from ddi_energy.hardware import HardwareConfig
-from ddi_energy.scalesim_files import CONFIG_FILE, LAYOUT_FILE, TOPOLOGY_FILE, read_reports
-from ddi_energy.scalesim_files import write_inputs as _write_inputs
-from ddi_energy.workload import COUNT_FIELDS, AccessCounts, ConvShape
+from ddi_energy.hardware.config import HardwareConfig
+from ddi_energy.workload.shapes import COUNT_FIELDS, AccessCounts, ConvShape
 
 RUN_NAME = "ddi"
 NUMPY_LIMIT = (2, 4)  # scalesim 3.0.0 casts 1-element arrays to int; numpy 2.4 made that an error

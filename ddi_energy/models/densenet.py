@@ -24,8 +24,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ddi_energy.errors import DDIError
-from ddi_energy.models.registry import register_model, set_gate
+from ddi_energy.workload.annotations import set_gate
 
 
 class DenseLayer(nn.Module):
@@ -142,28 +141,3 @@ class DenseNet(nn.Module):
             x = getattr(self, name)(x)
         x = self.pool(self.relu(self.bn(x)))
         return self.fc(x.flatten(1))
-
-
-@register_model("densenet100")
-def densenet100(num_classes: int = 10, gating: str | None = None, exits: bool = False
-                ) -> nn.Module:  # fmt: skip
-    """DenseNet-BC-100, k=12: (100 - 4) / 6 = 16 bottleneck layers per block, 2k stem features.
-
-    `gating` (a mode of `GATINGS`) or `exits` give the MGL2S version (`DynamicDenseNet`).
-    """
-    if gating is None and not exits:
-        return DenseNet(12, (16, 16, 16), 24, num_classes, imagenet_stem=False)
-    from ddi_energy.models.dynamic_densenet import DynamicDenseNet
-
-    return DynamicDenseNet("densenet100", 12, (16, 16, 16), 24, num_classes, gating or "none",
-                           exits)  # fmt: skip
-
-
-@register_model("densenet201")
-def densenet201(num_classes: int = 1000, gating: str | None = None, exits: bool = False
-                ) -> DenseNet:  # fmt: skip
-    """DenseNet-201 (ImageNet), k=32, 64 stem features. Plain only, for profiling."""
-    if gating is not None or exits:
-        raise DDIError("densenet201 has no gated version yet (gated: the CIFAR ResNets and "
-                       "densenet100)")  # fmt: skip
-    return DenseNet(32, (6, 12, 48, 32), 64, num_classes, imagenet_stem=True)

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from ddi_energy.errors import DDIError
-from ddi_energy.workload import Layer
+from ddi_energy.workload.shapes import Layer
 
 GATINGS = ("none", "layer", "channel-cnn", "channel-rnn", "mgl2s")
 

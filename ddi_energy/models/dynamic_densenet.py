@@ -28,7 +28,7 @@ from ddi_energy.models.dynamic_net import (
     sliced_pair,
 )
 from ddi_energy.models.exits import exit_positions
-from ddi_energy.workload import Layer
+from ddi_energy.workload.shapes import Layer
 
 
 class DenseChannelGate(nn.Module):

@@ -1,6 +1,6 @@
 """The forward passes every MGL2S network shares: gates per unit, coarse to fine, then exits.
 
-A subclass provides `stem`, `head`, its units (`GatedUnit`s) and `cost_structure`; it calls
+A subclass provides `stem`, `head`, its units (`GatedUnit`s) and `always_layers`; it calls
 `setup_gates` and `setup_exits` in its constructor. Training mode runs every unit on every input
 and multiplies by straight-through gates; `eval()` runs only what the gates chose (see
 `GatedUnit.eval_step`) and, with a budget, halts inputs at exits.
@@ -8,6 +8,7 @@ and multiplies by straight-through gates; `eval()` runs only what the gates chos
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -23,8 +24,8 @@ from ddi_energy.models.dynamic import (
 )
 from ddi_energy.models.exits import ExitBranch
 from ddi_energy.models.gates import RecurrentGate, straight_through
-from ddi_energy.walker import walk_arch, walk_layers
-from ddi_energy.workload import Layer
+from ddi_energy.workload.shapes import Layer
+from ddi_energy.workload.walker import walk_layers
 
 GATE_INIT_BIAS = 2.0  # gates start at p ≈ sigmoid(2) ≈ 0.9: everything executes
 
@@ -104,13 +105,14 @@ class DynamicNet(nn.Module):
         """Backbone layers that run whenever unit u is reached, skipped or not."""
         raise NotImplementedError
 
-    def cost_structure(self) -> CostStructure:
+    def cost_structure(self, backbone_layers: Sequence[Layer]) -> CostStructure:
         """Every layer this network can run, grouped for `ddi_energy.costs.CostModel`.
 
-        Backbone layers come from walking the plain arch (the names cost tables use); unit u's
-        gated convs are `<unit>.conv1` (its outputs are gated) and `<unit>.conv2`.
+        `backbone_layers` are the plain arch's layers (`walk_arch(self.arch)`: the names cost
+        tables use); unit u's gated convs are `<unit>.conv1` (its outputs are gated) and
+        `<unit>.conv2`.
         """
-        backbone = {layer.name: layer for layer in walk_arch(self.arch)}
+        backbone = {layer.name: layer for layer in backbone_layers}
         units = []
         for u, name in enumerate(self.unit_names):
             conv1 = backbone[f"{name}.conv1"]

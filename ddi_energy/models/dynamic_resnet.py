@@ -24,7 +24,7 @@ from ddi_energy.models.dynamic_net import (
 from ddi_energy.models.exits import exit_positions
 from ddi_energy.models.gates import ChannelGateCNN
 from ddi_energy.models.resnet import WIDTHS, BasicBlock
-from ddi_energy.workload import Layer
+from ddi_energy.workload.shapes import Layer
 
 
 class GatedBlock(BasicBlock, GatedUnit):

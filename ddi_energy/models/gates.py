@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ddi_energy.workload import Layer
+from ddi_energy.workload.shapes import Layer
 
 EMBED = 10  # SkipNet/paper: 1×1 conv to 10, LSTM hidden size 10
 

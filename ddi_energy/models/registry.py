@@ -1,88 +1,58 @@
-"""Name → model builder registry, so CLI flags and tables can name an architecture by string.
+"""Name → model config registry, so CLI flags and tables can name an architecture by string.
 
-Builders are registered with `@register_model("resnet20")` and take `num_classes` (plus whatever
-keyword arguments later features add); `get_model` passes keyword arguments straight through, so
-an argument a builder does not know raises `TypeError`.
-
-Gate annotations live here too because every model file needs them and the walker reads them:
-a conv/linear module that a gate controls carries `ddi_gate = (layer_gate, channel_gate,
-channel_axis)`; a module without the attribute is ungated.
+Each architecture is registered with a `ModelCfg`: its builder and what a caller needs to know
+without building it (dataset, input size, classes, whether gated versions exist, the paper's
+FLOPs). This module only stores configs; `ddi_energy.models.zoo` registers the built-in ones and
+owns which gated class builds which arch, so base models stay plain.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
-from typing import TypeVar
+from dataclasses import dataclass
 
 from torch import nn
 
 from ddi_energy.errors import DDIError
-from ddi_energy.workload import ChannelAxis
-
-GATE_ATTR = "ddi_gate"
-GateTriple = tuple[str, str, ChannelAxis]
-
-# Modules whose import registers the built-in architectures. Imported on first lookup rather
-# than at import time, because they import this module (register_model) themselves.
-_BUILTIN_MODULES = ("ddi_energy.models.resnet", "ddi_energy.models.densenet")
-
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
-_builtins_loaded = False
-
-B = TypeVar("B", bound=Callable[..., nn.Module])
 
 
-def register_model(name: str) -> Callable[[B], B]:
-    """Decorator registering a builder under `name`; a duplicate name is a programming error."""
+@dataclass(frozen=True)
+class ModelCfg:
+    """What a registered architecture is. `builder(num_classes=..., gating=..., exits=...)`."""
 
-    def deco(builder: B) -> B:
-        if name in _REGISTRY:
-            raise ValueError(f"model {name!r} registered twice")
-        _REGISTRY[name] = builder
-        return builder
-
-    return deco
-
-
-def _load_builtins() -> None:
-    global _builtins_loaded
-    if not _builtins_loaded:
-        for mod in _BUILTIN_MODULES:
-            importlib.import_module(mod)
-        _builtins_loaded = True
+    name: str
+    builder: Callable[..., nn.Module]
+    dataset: str  # "cifar" | "imagenet": the input size and default classes follow
+    input_size: tuple[int, int, int]
+    num_classes: int
+    gated: bool  # gated (MGL2S) and early-exit versions exist
+    paper_flops: float | None = None  # FLOPs the DDI paper quotes (2 × conv+FC MACs)
+    description: str = ""
 
 
-def list_models() -> list[str]:
-    """All registered architecture names, sorted."""
-    _load_builtins()
-    return sorted(_REGISTRY)
+_REGISTRY: dict[str, ModelCfg] = {}
 
 
-def get_model(name: str, **kwargs: object) -> nn.Module:
-    """Build architecture `name`; the model has `input_size = (C, H, W)`."""
-    _load_builtins()
+def register_model(cfg: ModelCfg) -> ModelCfg:
+    """Add `cfg`; a duplicate name is a programming error."""
+    if cfg.name in _REGISTRY:
+        raise ValueError(f"model {cfg.name!r} registered twice")
+    _REGISTRY[cfg.name] = cfg
+    return cfg
+
+
+def registered(dataset: str | None = None, gated: bool | None = None) -> list[ModelCfg]:
+    """Registered configs, sorted by name, optionally only of a dataset or gated ones."""
+    return [cfg for name, cfg in sorted(_REGISTRY.items())
+            if (dataset is None or cfg.dataset == dataset)
+            and (gated is None or cfg.gated == gated)]  # fmt: skip
+
+
+def model_cfg(name: str) -> ModelCfg:
+    """The config of architecture `name`; an unknown name lists the available ones."""
     try:
-        builder = _REGISTRY[name]
+        return _REGISTRY[name]
     except KeyError:
         raise DDIError(
             f"unknown arch {name!r} (available: {', '.join(sorted(_REGISTRY))})"
         ) from None
-    model = builder(**kwargs)
-    if not hasattr(model, "input_size"):
-        raise TypeError(f"builder for {name!r} returned a model without input_size")
-    return model
-
-
-def set_gate(
-    module: nn.Module, layer_gate: str, channel_gate: str, channel_axis: ChannelAxis
-) -> None:
-    """Mark `module` as controlled by the named gates (see module docstring)."""
-    if channel_axis not in ("in", "out"):
-        raise ValueError(f"channel_axis must be 'in' or 'out', not {channel_axis!r}")
-    setattr(module, GATE_ATTR, (layer_gate, channel_gate, channel_axis))
-
-
-def get_gate(module: nn.Module) -> GateTriple | None:
-    """The module's gate triple, or None if it is ungated."""
-    return getattr(module, GATE_ATTR, None)

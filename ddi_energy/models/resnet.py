@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ddi_energy.models.registry import register_model, set_gate
+from ddi_energy.workload.annotations import set_gate
 
 WIDTHS = (16, 32, 64)
 
@@ -99,25 +99,3 @@ class ResNet(nn.Module):
         x = self.relu(self.bn1(self.conv1(x)))
         x = self.stage3(self.stage2(self.stage1(x)))
         return self.fc(self.pool(x).flatten(1))
-
-
-def _build(n: int, arch: str, num_classes: int, gating: str | None, exits: bool) -> nn.Module:
-    """The plain backbone (`gating=None`, no exits: what profiling walks) or a dynamic one."""
-    if gating is None and not exits:
-        return ResNet(n, num_classes)
-    from ddi_energy.models.dynamic_resnet import DynamicResNet
-
-    return DynamicResNet(n, arch, gating or "none", exits, num_classes)
-
-
-def _register(arch: str, n: int) -> None:
-    def builder(num_classes: int = 10, gating: str | None = None, exits: bool = False):
-        return _build(n, arch, num_classes, gating, exits)
-
-    builder.__doc__ = f"CIFAR {arch}: {n} blocks per stage."
-    register_model(arch)(builder)
-
-
-for _arch, _n in {"resnet8": 1, "resnet14": 2, "resnet20": 3, "resnet26": 4, "resnet38": 6,
-                  "resnet74": 12, "resnet110": 18}.items():  # fmt: skip
-    _register(_arch, _n)

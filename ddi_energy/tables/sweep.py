@@ -17,17 +17,14 @@ import pandas as pd
 import yaml
 from tqdm import tqdm
 
-from ddi_energy.energy import ENERGY_COLUMNS
 from ddi_energy.errors import DDIError
-from ddi_energy.hardware import LEVELS, OPERANDS, HardwareConfig, from_dict
-from ddi_energy.profile import (
-    Granularity,
-    atomic_write,
-    network_totals,
-    run_profile,
-    table_stem,
-    write_table,
-)  # fmt: skip
+from ddi_energy.files import atomic_write
+from ddi_energy.hardware.config import LEVELS, OPERANDS, HardwareConfig, from_dict
+from ddi_energy.hardware.energy import ENERGY_COLUMNS
+from ddi_energy.tables.build import run_profile, table_stem
+from ddi_energy.tables.columns import network_totals
+from ddi_energy.tables.io import write_table
+from ddi_energy.tables.rows import Granularity
 
 VARY_KEYS = (
     "word_bits", "array.rows", "array.cols", "dataflow",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ddi_energy.profile import network_totals
+from ddi_energy.tables.columns import network_totals
 
 LEVELS = (("DRAM", "energy_dram_pj"), ("SRAM", "energy_sram_pj"), ("RF", "energy_rf_pj"),
           ("MAC", "energy_mac_pj"))  # fmt: skip

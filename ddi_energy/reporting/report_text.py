@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ddi_energy.evaluate import Report
+from ddi_energy.training.evaluate import Report
 
 
 def _table(frame: pd.DataFrame) -> str:

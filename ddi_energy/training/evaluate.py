@@ -16,18 +16,16 @@ from typing import Any
 import pandas as pd
 import torch
 
-from ddi_energy.costs import MODES, CostModel, cost_model, sample_costs, set_budget
-from ddi_energy.energy import ENERGY_COLUMNS
+from ddi_energy.costs.budget import set_budget
+from ddi_energy.costs.cost_model import MODES, CostModel, cost_model, sample_costs
 from ddi_energy.errors import DDIError
+from ddi_energy.files import atomic_write_all
+from ddi_energy.hardware.energy import ENERGY_COLUMNS
 from ddi_energy.models.dynamic import Decisions
-from ddi_energy.profile import atomic_write_all
-from ddi_energy.train import (
-    Checkpoints,
-    TrainConfig,
-    build_model,
-    checkpoint_of,
-    resolve_cost_table,
-)
+from ddi_energy.training.checkpoints import Checkpoints, checkpoint_of
+from ddi_energy.training.config import TrainConfig
+from ddi_energy.training.data import load_dataset, to_input
+from ddi_energy.training.loop import build_model, run_cost_table
 
 DEFAULT_BUDGETS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)  # × the plain network's cost
 DEFAULT_HW = "eyeriss"  # prices energy for runs trained without a hardware model
@@ -65,15 +63,13 @@ def eval_table(cfg: TrainConfig, hw: str | None, cost_table: str | None) -> pd.D
         cfg = TrainConfig(**{**cfg.__dict__, "hw": hw, "cost_table": cost_table})
     elif not (cfg.hw or cfg.cost_table):
         cfg = TrainConfig(**{**cfg.__dict__, "hw": DEFAULT_HW})
-    return resolve_cost_table(cfg)
+    return run_cost_table(cfg)
 
 
 @torch.no_grad()
 def predict(model: torch.nn.Module, ds, device: torch.device, batch: int = 256
             ) -> tuple[torch.Tensor, Decisions]:  # fmt: skip
     """Predicted classes and hard decisions of every input (eval mode: real skipping)."""
-    from ddi_energy.data import to_input
-
     model.eval()
     preds, decisions = [], []
     for start in range(0, len(ds), batch):
@@ -141,8 +137,6 @@ def evaluate(cfg: TrainConfig, state: dict[str, Any], *, hw: str | None = None,
              cost_table: str | None = None, budgets: tuple[float, ...] = DEFAULT_BUDGETS,
              device: str = "cpu") -> Report:  # fmt: skip
     """The full report of a trained model on its dataset's test split."""
-    from ddi_energy.data import load_dataset
-
     ds = load_dataset(cfg.data, "test", cfg.data_dir)
     table = eval_table(cfg, hw, cost_table)
     dev = torch.device(device)

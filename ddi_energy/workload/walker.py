@@ -2,19 +2,17 @@
 
 Shapes come from one batch-1 forward pass with hooks rather than from static inspection, so
 whatever the model's forward does (strides, pooling, concatenation) is reflected exactly. Gate
-annotations come from each module's `ddi_gate` attribute (see `ddi_energy.models.registry`).
+annotations come from each module's `ddi_gate` attribute (see `ddi_energy.workload.annotations`).
 """
 
 from __future__ import annotations
-
-from functools import cache
 
 import torch
 from torch import nn
 
 from ddi_energy.errors import DDIError
-from ddi_energy.models.registry import get_gate, get_model
-from ddi_energy.workload import Layer
+from ddi_energy.workload.annotations import get_gate
+from ddi_energy.workload.shapes import Layer
 
 
 def _square(name: str, what: str, value: object) -> int:
@@ -129,21 +127,3 @@ def walk_layers(
             h.remove()
         model.train(was_training)
     return layers
-
-
-@cache
-def _walk_arch_cached(name: str) -> tuple[Layer, ...]:
-    # One batch-1 forward on the CPU, single-threaded: ~0.03 s for a CIFAR ResNet, where the
-    # meta device first spends ~2 s importing torch's reference kernels, and where more threads
-    # only contend with whatever else the machine runs.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return tuple(walk_layers(get_model(name)))
-    finally:
-        torch.set_num_threads(threads)
-
-
-def walk_arch(name: str) -> list[Layer]:
-    """`walk_layers(get_model(name))`, memoized per name (the result is a fresh list each call)."""
-    return list(_walk_arch_cached(name))

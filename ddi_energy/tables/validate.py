@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ddi_energy.engines import get_engine
-from ddi_energy.hardware import HardwareConfig
-from ddi_energy.profile import RowSpec
-from ddi_energy.workload import COUNT_FIELDS, ConvShape
+from ddi_energy.engines.registry import get_engine
+from ddi_energy.hardware.config import HardwareConfig
+from ddi_energy.tables.rows import RowSpec
+from ddi_energy.workload.shapes import COUNT_FIELDS, ConvShape
 
 
 @dataclass

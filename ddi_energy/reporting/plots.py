@@ -23,6 +23,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from ddi_energy.errors import DDIError
+from ddi_energy.files import check_writable
+from ddi_energy.tables.io import load_cost_table
 
 COLUMN_IN = 3.5  # a paper column, inches
 DPI = 300
@@ -203,7 +205,6 @@ def accuracy_vs_savings(runs: Sequence[Run | Path], out_dir: Path | None = None,
     fig = accuracy_vs_savings_figure(runs, baseline)
     if out_dir is None:
         return fig
-    from ddi_energy.profile import check_writable
 
     check_writable(out_dir)
     return save(fig, out_dir, "accuracy_vs_savings")
@@ -559,8 +560,6 @@ def plot_all(run_dirs: Sequence[Path] = (), tables: Sequence[str] = (),
              layers: Sequence[str] | None = None) -> PlotResult:  # fmt: skip
     """Load every input (any error stops here, before a file is written), then draw every
     figure the inputs support into out_dir, as PNG and PDF."""
-    from ddi_energy.profile import check_writable
-    from ddi_energy.tables import load_cost_table
 
     if not (run_dirs or tables or sweeps):
         raise DDIError("nothing to plot: give --runs DIR..., --table NAME_OR_CSV or "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ddi_energy.hardware import HardwareConfig
+from ddi_energy.hardware.config import HardwareConfig
 
 SRAM_COLUMNS = ("sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes")
 DRAM_COLUMNS = ("dram_ifmap_reads", "dram_filter_reads", "dram_ofmap_writes")

@@ -1,8 +1,9 @@
-"""Cost tables on disk: find one by name or path, load it with its metadata, regenerate ours.
+"""Cost tables on disk: write one (CSV + JSON metadata, atomically), find one by name or path,
+load it with its metadata.
 
 Ready tables for the zoo's CIFAR networks on every bundled hardware config ship in
 `cost_tables/` (installed as `ddi_energy.cost_tables`), so training can use them without
-profiling; `regenerate_shipped` rebuilds them and a test checks they still match the code.
+profiling (`ddi_energy.tables.regenerate` rebuilds them).
 """
 
 from __future__ import annotations
@@ -10,16 +11,13 @@ from __future__ import annotations
 import json
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from ddi_energy.errors import DDIError
-from ddi_energy.profile import TABLE_COLUMNS
-
-CIFAR_ARCHS = (
-    "resnet8", "resnet14", "resnet20", "resnet26", "resnet38", "resnet74", "resnet110",
-    "densenet100",
-)  # fmt: skip
+from ddi_energy.files import atomic_write_all
+from ddi_energy.tables.columns import TABLE_COLUMNS
 
 
 def shipped_dir() -> Path:
@@ -62,17 +60,11 @@ def load_cost_table(spec: str | Path) -> pd.DataFrame:
     return table
 
 
-def regenerate_shipped(out_dir: Path, *, progress: bool = True) -> list[Path]:
-    """Write the channel-granularity table of every CIFAR net on every bundled config."""
-    from tqdm import tqdm
-
-    from ddi_energy.hardware import bundled_configs, load_hw
-    from ddi_energy.profile import run_profile, table_stem, write_table
-
-    jobs = [(arch, hw_name) for hw_name in sorted(bundled_configs()) for arch in CIFAR_ARCHS]
-    paths = []
-    for arch, hw_name in tqdm(jobs, desc="tables", unit="table", disable=not progress):
-        hw, note = load_hw(hw_name)
-        table, meta = run_profile(arch, hw, note, engine="analytic", progress=False)
-        paths.append(write_table(table, meta, out_dir, table_stem(arch, hw, "channel"))[0])
-    return paths
+def write_table(
+    table: pd.DataFrame, meta: dict[str, Any], out_dir: Path, stem: str
+) -> tuple[Path, Path]:
+    """Write `<stem>.csv` and `<stem>.json` atomically; returns their paths."""
+    csv_path, json_path = out_dir / f"{stem}.csv", out_dir / f"{stem}.json"
+    atomic_write_all({csv_path: table.to_csv(index=False),
+                      json_path: json.dumps(meta, indent=2) + "\n"})  # fmt: skip
+    return csv_path, json_path

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from ddi_energy.costs import CostModel
+from ddi_energy.costs.cost_model import CostModel
 
 
 def unit_report(costs: CostModel) -> pd.DataFrame:

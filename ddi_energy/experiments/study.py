@@ -25,12 +25,16 @@ from typing import Any
 
 import pandas as pd
 import yaml
+from tqdm import tqdm
 
-from ddi_energy.config_file import load_mapping
-from ddi_energy.costs import MODES
+from ddi_energy.costs.cost_model import MODES
 from ddi_energy.errors import DDIError
-from ddi_energy.profile import atomic_write
-from ddi_energy.train import TrainConfig, load_config
+from ddi_energy.files import atomic_write, load_mapping
+from ddi_energy.hardware.config import load_hw
+from ddi_energy.reporting.plots import accuracy_vs_savings
+from ddi_energy.training.config import TrainConfig, load_config
+from ddi_energy.training.evaluate import evaluate, load_run
+from ddi_energy.training.loop import train
 
 # Short-run defaults: the study's 7 trainings take ~15 minutes on 2 CPU cores (resnet8,
 # synthetic data). α is larger than the paper's 2e-4, which is meant for 50k-iteration stages.
@@ -71,8 +75,6 @@ class StudyConfig:
         if fixed:
             raise DDIError(f"train.{fixed[0]}: set per run by the study (use the study's "
                            "losses, targets, hw, out and pretrain_steps)")
-        from ddi_energy.hardware import load_hw
-
         load_hw(self.hw)  # every run's config is checked before any work starts
         self.pretrain_config()
         self.run_configs()
@@ -114,8 +116,6 @@ def load_study_config(path: str | Path | None, overrides: dict[str, Any]) -> Stu
 
 
 def _train_or_resume(cfg: TrainConfig, progress: bool) -> None:
-    from ddi_energy.train import train
-
     checkpoints = Path(cfg.out) / "checkpoints"
     if (checkpoints / "final.pt").exists():
         return
@@ -125,8 +125,6 @@ def _train_or_resume(cfg: TrainConfig, progress: bool) -> None:
 def _evaluated(cfg: TrainConfig, hw: str) -> dict[str, Any]:
     """The run's report (evaluated on `hw` now unless a report newer than its checkpoint is
     there)."""
-    from ddi_energy.evaluate import evaluate, load_run
-
     run = Path(cfg.out)
     report_path = run / "report.json"
     final = run / "checkpoints" / "final.pt"
@@ -158,10 +156,6 @@ def table_one(reports: list[dict[str, Any]]) -> pd.DataFrame:
 
 def run_study(cfg: StudyConfig, *, progress: bool = True) -> tuple[pd.DataFrame, list[Path]]:
     """Train, evaluate and summarize every run of the study; returns Table I and the figures."""
-    from tqdm import tqdm
-
-    from ddi_energy.plots import accuracy_vs_savings
-
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "study.yaml", yaml.safe_dump(asdict(cfg), sort_keys=False))

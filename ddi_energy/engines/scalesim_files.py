@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ddi_energy.errors import DDIError
-from ddi_energy.hardware import HardwareConfig
-from ddi_energy.workload import AccessCounts, ConvShape
+from ddi_energy.hardware.config import HardwareConfig
+from ddi_energy.workload.shapes import AccessCounts, ConvShape
 
 TOPOLOGY_HEADER = (
     "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, "

@@ -1,12 +1,8 @@
 """Price what a dynamic network runs: per-input costs from hard decisions, expected costs from
-soft gate probabilities, and budgets that halt inputs at exits.
+soft gate probabilities, the full and plain networks' costs, and each segment's worst case (for
+budgets).
 
-Costs come from the layers a network declares (`CostStructure`): FLOPs (2 × MACs of conv and FC
-layers, what `FlopCounterMode` counts) always; with a cost table also Eq. 6 energy by memory
-level and cycles. Backbone layers are read from the table at their active channel counts (the
-table must be for this arch, with exactly these shapes and every channel count). Gate and exit
-layers are not in a backbone table: they are priced on the table's own hardware config with the
-analytic engine (SCALE-Sim's exact counts), so overheads and backbone share one hardware model.
+Costs come from the layers a network declares (`CostStructure`), priced by `Pricer`.
 """
 
 from __future__ import annotations
@@ -17,94 +13,13 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from ddi_energy.energy import ENERGY_COLUMNS
+from ddi_energy.costs.pricing import Pricer
 from ddi_energy.errors import DDIError
 from ddi_energy.models.dynamic import CostStructure, Decisions, GateProbs
-from ddi_energy.workload import Layer
+from ddi_energy.models.zoo import walk_arch
+from ddi_energy.workload.shapes import Layer
 
-TABLE_METRICS = ("flops", "energy_pj", *ENERGY_COLUMNS, "cycles")
 MODES = {"flops": "flops", "energy": "energy_pj", "latency": "cycles"}
-
-
-class _Pricer:
-    """Cost vectors of single layers at given channel counts: from FLOPs, a table or the engine."""
-
-    def __init__(self, structure: CostStructure, table: pd.DataFrame | None) -> None:
-        self.table = table
-        self.metrics = TABLE_METRICS if table is not None else ("flops",)
-        self.where = f"cost table {table.attrs.get('path', '(in memory)')}" if table is not None \
-            else ""
-        self._rows: dict[tuple[str, int, int], int] = {}
-        self._overhead: dict[str, Tensor] = {}
-        if table is not None:
-            meta = table.attrs.get("meta") or {}
-            if meta.get("arch") not in (None, structure.arch):
-                raise DDIError(f"{self.where}: built for arch {meta['arch']!r}, but the model is "
-                               f"{structure.arch!r}")  # fmt: skip
-            keys = zip(table["layer"], table["in_channels"], table["out_channels"], strict=True)
-            self._rows = {(str(n), int(i), int(o)): r for r, (n, i, o) in enumerate(keys)}
-            self._values = torch.tensor(
-                table.assign(flops=2 * table["macs"])[list(self.metrics)].to_numpy(float),
-                dtype=torch.float64,
-            )
-            self._meta = meta
-
-    def backbone(self, layer: Layer, in_channels: int | None = None,
-                 out_channels: int | None = None) -> Tensor:  # fmt: skip
-        """A backbone layer at the given active channel counts (full by default)."""
-        shape = layer.shape(in_channels, out_channels)
-        if self.table is None:
-            return torch.tensor([2.0 * shape.macs], dtype=torch.float64)
-        key = (layer.name, shape.channels, shape.filters)
-        row = self._rows.get(key)
-        if row is None:
-            full = layer.in_channels, layer.out_channels
-            hint = "" if (shape.channels, shape.filters) == full else (
-                " (a layer-granularity table? profile with --granularity channel)")
-            raise DDIError(f"{self.where}: no row for layer {layer.name!r} with in_channels="
-                           f"{shape.channels}, out_channels={shape.filters}{hint}")
-        self._check_shape(layer, row)
-        return self._values[row]
-
-    def _check_shape(self, layer: Layer, row: int) -> None:
-        shape = layer.shape()
-        record = self.table.iloc[row]
-        expected = {"full_in_channels": layer.in_channels, "full_out_channels": layer.out_channels,
-                    "ifmap_h": shape.ifmap_h, "ifmap_w": shape.ifmap_w,
-                    "filter_h": shape.filter_h, "filter_w": shape.filter_w,
-                    "stride": shape.stride}  # fmt: skip
-        for column, value in expected.items():
-            if int(record[column]) != value:
-                raise DDIError(f"{self.where}: layer {layer.name!r} has {column}="
-                               f"{int(record[column])} but the model's layer has {value}")
-
-    def overhead(self, layers: Sequence[Layer]) -> Tensor:
-        """Summed cost of gate/exit layers (priced on the table's hardware if there is one)."""
-        total = torch.zeros(len(self.metrics), dtype=torch.float64)
-        missing = [ly for ly in layers if ly.name not in self._overhead]
-        if missing:
-            self._price_overhead(missing)
-        for ly in layers:
-            total += self._overhead[ly.name]
-        return total
-
-    def _price_overhead(self, layers: Sequence[Layer]) -> None:
-        if self.table is None:
-            for ly in layers:
-                self._overhead[ly.name] = torch.tensor([2.0 * ly.macs], dtype=torch.float64)
-            return
-        from ddi_energy.engines.analytic import AnalyticEngine
-        from ddi_energy.hardware import from_dict
-        from ddi_energy.profile import build_table, row_specs
-
-        if "hw" not in self._meta:
-            raise DDIError(f"{self.where}: no hardware config in its .json metadata; it is needed "
-                           "to price the gate and exit layers")  # fmt: skip
-        hw = from_dict(self._meta["hw"], f"{self.where} metadata")
-        priced = build_table(row_specs(layers, "layer"), hw, AnalyticEngine(), progress=False)
-        values = priced.assign(flops=2 * priced["macs"])[list(self.metrics)].to_numpy(float)
-        for ly, v in zip(layers, values, strict=True):
-            self._overhead[ly.name] = torch.tensor(v, dtype=torch.float64)
 
 
 class CostModel(nn.Module):
@@ -116,7 +31,7 @@ class CostModel(nn.Module):
 
     def __init__(self, structure: CostStructure, table: pd.DataFrame | None = None) -> None:
         super().__init__()
-        pricer = _Pricer(structure, table)
+        pricer = Pricer(structure, table)
         self.structure = structure
         self.metrics: tuple[str, ...] = pricer.metrics
         units = structure.units
@@ -225,7 +140,8 @@ def cost_model(model: nn.Module, table: pd.DataFrame | None = None) -> CostModel
     if not hasattr(model, "cost_structure"):
         raise DDIError(f"{type(model).__name__} is not a dynamic network; build it with "
                        "get_model(name, gating=...)")  # fmt: skip
-    return CostModel(model.cost_structure(), table).to(next(model.parameters()).device)
+    structure = model.cost_structure(walk_arch(model.arch))
+    return CostModel(structure, table).to(next(model.parameters()).device)
 
 
 def sample_costs(model: nn.Module, decisions: Decisions,
@@ -248,57 +164,7 @@ def sample_costs(model: nn.Module, decisions: Decisions,
     return frame
 
 
-class Budget:
-    """A hard per-input budget: at each exit, an input halts unless the worst case of the next
-    segment (every unit and channel on, plus the next exit or the final classifier) still fits.
-
-    The test is made before the segment runs, so no input ever exceeds the budget and no work
-    is wasted; the first exit always runs.
-    """
-
-    def __init__(self, costs: CostModel, limit: float, metric: str) -> None:
-        self.costs, self.limit, self.col = costs, float(limit), costs.index(metric)
-        self.worst = costs.segment_worst()[:, self.col]
-
-    def halt(self, d: Decisions, alive: Tensor, next_exit: int) -> Tensor:
-        spent = self.costs.per_input(d)[0][alive, self.col]
-        return spent + self.worst[next_exit] > self.limit
-
-
-def set_budget(model: nn.Module, limit: float | None, mode: str = "flops",
-               table: pd.DataFrame | None = None) -> None:  # fmt: skip
-    """Make `model`'s eval forward halt every input at the exits under `limit` (None: off)."""
-    if limit is None:
-        model.budget = None
-        return
-    if not getattr(model, "exits", None):
-        raise DDIError("a budget needs exits: build the model with get_model(..., exits=True)")
-    model.budget = Budget(cost_model(model, table), limit, _metric(mode))
-
-
-def _metric(mode: str) -> str:
+def mode_metric(mode: str) -> str:
     if mode not in MODES:
         raise DDIError(f"unknown resource mode {mode!r} (allowed: {', '.join(MODES)})")
     return MODES[mode]
-
-
-class ResourceLoss(nn.Module):
-    """E(W, G) of Eq. 5: the batch mean of the expected cost under the gates' probabilities.
-
-    `mode` is flops, energy (pJ, needs a table) or latency (cycles, needs a table). With
-    `normalize` (default) the cost is divided by the full gated network's cost, so it reads as
-    a fraction and α keeps its meaning across modes and networks.
-    """
-
-    def __init__(self, model: nn.Module, table: pd.DataFrame | None = None, mode: str = "flops",
-                 normalize: bool = True) -> None:  # fmt: skip
-        super().__init__()
-        self.metric = _metric(mode)
-        self.costs = cost_model(model, table)
-        self.col = self.costs.index(self.metric)
-        self.scale = float(self.costs.full()[self.col]) if normalize else 1.0
-
-    def forward(self, out) -> Tensor:
-        if out.probs is None:
-            raise DDIError("ResourceLoss needs a training-mode output (model.train())")
-        return self.costs.expected(out.probs, self.metric).mean() / self.scale

@@ -1,0 +1,1 @@
+"""Stage 5, dynamic-network costs: per-input costs, the differentiable resource loss, budgets."""

@@ -1,0 +1,1 @@
+"""Experiments that chain every stage: the energy-vs-FLOPs study (the paper's Fig. 12)."""

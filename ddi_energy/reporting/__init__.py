@@ -1,0 +1,1 @@
+"""Stage 7, reporting: text summaries, gate overheads, evaluation reports and figures."""

@@ -1,0 +1,144 @@
+"""Profiling: table rows -> engine counts -> Eq. 6 energy table, with the metadata that traces
+every number back to its inputs (`run_profile` does all of it for a zoo arch)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ddi_energy.engines.registry import Engine, get_engine
+from ddi_energy.hardware.config import HardwareConfig
+from ddi_energy.hardware.energy import RF_MODEL, add_energy
+from ddi_energy.models.zoo import walk_arch
+from ddi_energy.tables.columns import TABLE_COLUMNS, network_totals
+from ddi_energy.tables.rows import Granularity, RowSpec, row_specs
+from ddi_energy.workload.shapes import COUNT_FIELDS, ConvShape
+
+
+def build_table(
+    specs: Sequence[RowSpec],
+    hw: HardwareConfig,
+    engine: Engine,
+    *,
+    jobs: int = 1,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Run the engine on the unique shapes of `specs` and assemble the Eq. 6 table."""
+    names: dict[ConvShape, str] = {}
+    for spec in specs:
+        names.setdefault(spec.shape, spec.name)
+    counts = engine.counts(list(names), hw, jobs=jobs, progress=progress, names=names)
+    records = []
+    for spec in specs:
+        shape, layer = spec.shape, spec.layer
+        c = counts[shape]
+        records.append(
+            {
+                "layer": layer.name,
+                "in_channels": spec.in_channels,
+                "out_channels": spec.out_channels,
+                "full_in_channels": layer.in_channels,
+                "full_out_channels": layer.out_channels,
+                "ifmap_h": shape.ifmap_h,
+                "ifmap_w": shape.ifmap_w,
+                "filter_h": shape.filter_h,
+                "filter_w": shape.filter_w,
+                "stride": shape.stride,
+                "macs": shape.macs,
+                **{f: getattr(c, f) for f in COUNT_FIELDS},
+                "layer_index": spec.index,
+                "kind": layer.kind,
+                "is_full": spec.is_full,
+                "layer_gate": layer.layer_gate or "",
+                "channel_gate": layer.channel_gate or "",
+                "channel_axis": layer.channel_axis or "",
+                "ofmap_h": shape.ofmap_h,
+                "ofmap_w": shape.ofmap_w,
+                "padding": layer.padding,
+            }
+        )
+    table = add_energy(pd.DataFrame.from_records(records), hw)
+    return table[list(TABLE_COLUMNS)]
+
+
+def source_name(hw: HardwareConfig) -> str:
+    """Where a config came from: `hw_configs/<name>.yaml` for a bundled one (not this machine's
+    install path, so shipped tables do not change with where ddi-energy is installed)."""
+    from ddi_energy.hardware.config import bundled_configs
+
+    for name, path in bundled_configs().items():
+        if hw.source and Path(hw.source).resolve() == path.resolve():
+            return f"hw_configs/{name}.yaml"
+    return hw.source
+
+
+def metadata(
+    *,
+    arch: str,
+    hw: HardwareConfig,
+    energy_note: str,
+    engine: str,
+    granularity: Granularity,
+    seconds: float,
+    table: pd.DataFrame,
+) -> dict[str, Any]:
+    """What a reader needs to trace every number of a table back to its inputs."""
+    return {
+        "arch": arch,
+        "hw": hw.to_dict(),
+        "hw_source": source_name(hw),
+        "hw_digest": hw.digest(),
+        "engine": engine,
+        "scalesim_version": version("scalesim"),
+        "ddi_energy_version": version("ddi-energy"),
+        "granularity": granularity,
+        "rows": len(table),
+        "units": {
+            "counts": f"words of {hw.word_bits} bits, as SCALE-Sim's reports count them",
+            "cycles": "cycles (SCALE-Sim 'Total Cycles', CALC mode, no stalls)",
+            "energy": "pJ",
+            "ifmap_h": "padded input extent read by the layer (SCALE-Sim topology value)",
+        },
+        "energy_model": "Eq. 6: E = sum_level accesses x e_level + MACs x e_mac",
+        "energy_source": energy_note,
+        "rf_model": RF_MODEL,
+        "totals_full_network": network_totals(table),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "seconds": round(seconds, 3),
+    }
+
+
+def table_stem(arch: str, hw: HardwareConfig, granularity: Granularity) -> str:
+    """File stem of a table: `<arch>_<hw>` (channel) or `<arch>_<hw>_layer`."""
+    return f"{arch}_{hw.name}" + ("_layer" if granularity == "layer" else "")
+
+
+def run_profile(
+    arch: str,
+    hw: HardwareConfig,
+    energy_note: str,
+    *,
+    engine: str = "analytic",
+    granularity: Granularity = "channel",
+    jobs: int = 1,
+    progress: bool = True,
+    cache_dir: Path | None = None,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The table of `arch` on `hw` and its metadata (not written: see `write_table`)."""
+    start = time.perf_counter()
+    specs = row_specs(walk_arch(arch), granularity)
+    table = build_table(
+        specs, hw, get_engine(engine, cache_dir=cache_dir), jobs=jobs, progress=progress
+    )
+    meta = metadata(
+        arch=arch, hw=hw, energy_note=energy_note, engine=engine, granularity=granularity,
+        seconds=time.perf_counter() - start, table=table,
+    )  # fmt: skip
+    return table, meta

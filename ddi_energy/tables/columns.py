@@ -1,0 +1,28 @@
+"""What a cost table holds: its columns, in order, and the full-network totals read off it.
+
+Kept apart from profiling so that reading a table needs neither torch nor an engine.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ddi_energy.hardware.energy import ENERGY_COLUMNS
+
+TABLE_COLUMNS = (
+    "layer", "in_channels", "out_channels", "full_in_channels", "full_out_channels",
+    "ifmap_h", "ifmap_w", "filter_h", "filter_w", "stride", "macs", "cycles",
+    "sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes",
+    "dram_ifmap_reads", "dram_filter_reads", "dram_ofmap_writes", "rf_accesses",
+    "energy_dram_pj", "energy_sram_pj", "energy_rf_pj", "energy_mac_pj", "energy_pj",
+    # Beyond the required columns: what a consumer of the table needs to map rows to gates.
+    "layer_index", "kind", "is_full", "layer_gate", "channel_gate", "channel_axis",
+    "ofmap_h", "ofmap_w", "padding",
+)  # fmt: skip
+
+
+def network_totals(table: pd.DataFrame) -> dict[str, float]:
+    """Totals of the full network (every layer with all channels active)."""
+    full = table[table["is_full"]]
+    keys = ("macs", "cycles", "rf_accesses", *ENERGY_COLUMNS, "energy_pj")
+    return {k: float(full[k].sum()) for k in keys}

@@ -1,0 +1,1 @@
+"""Stage 6, training: data, run configs, the DDI schedule, checkpoints, evaluation."""

@@ -1,0 +1,84 @@
+"""Checkpoints of a run: written atomically, loaded weights-only and checked against the run,
+and a run started from another run's weights (`init`)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ddi_energy.errors import DDIError
+from ddi_energy.training.config import TrainConfig
+
+CHECKPOINT_FORMAT = 1
+
+
+class Checkpoints:
+    """`<run>/checkpoints/last.pt` (and `final.pt`), written atomically, loaded weights-only."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.dir = run_dir / "checkpoints"
+
+    def save(self, state: dict[str, Any], final: bool) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for name in ("last.pt", "final.pt") if final else ("last.pt",):
+            tmp = self.dir / f".{name}.tmp"
+            torch.save(state, tmp)
+            os.replace(tmp, self.dir / name)
+
+    @staticmethod
+    def load(path: Path, cfg: TrainConfig | None = None) -> dict[str, Any]:
+        """A checkpoint, checked against the run's arch and gating if `cfg` is given."""
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise DDIError(f"{path}: no such checkpoint") from None
+        except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
+            raise DDIError(f"{path}: not a ddi-energy checkpoint ({type(exc).__name__})") from None
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            raise DDIError(f"{path}: not a ddi-energy checkpoint (format {CHECKPOINT_FORMAT})")
+        if cfg is not None:
+            saved = state["config"]
+            for key in ("arch", "gating", "data"):
+                if saved[key] != getattr(cfg, key):
+                    raise DDIError(f"{path}: checkpoint has {key} = {saved[key]!r}, the run asks "
+                                   f"for {getattr(cfg, key)!r}")  # fmt: skip
+            if (saved["ddi_steps"] > 0) != (cfg.ddi_steps > 0):
+                raise DDIError(f"{path}: checkpoint and run differ in exits (ddi_steps > 0)")
+        return state
+
+
+def checkpoint_of(path: str | Path) -> Path:
+    """A checkpoint file, or the final (else last) checkpoint of a run directory."""
+    path = Path(path)
+    if path.is_file() or path.suffix == ".pt":
+        return path
+    for name in ("final.pt", "last.pt"):
+        if (path / "checkpoints" / name).exists():
+            return path / "checkpoints" / name
+    raise DDIError(f"{path}: no checkpoints/final.pt or last.pt (not a trained run?)")
+
+
+def init_weights(model: nn.Module, cfg: TrainConfig) -> None:
+    """Start from `cfg.init` (e.g. a pre-trained backbone shared by several runs). Exit branches
+    may be absent from it (they are trained in the DDI stage); anything else must match."""
+    path = checkpoint_of(cfg.init)
+    state = Checkpoints.load(path)
+    saved = state["config"]
+    for key in ("arch", "gating"):
+        if saved[key] != getattr(cfg, key):
+            raise DDIError(f"init {path}: checkpoint has {key} = {saved[key]!r}, the run asks "
+                           f"for {getattr(cfg, key)!r}")  # fmt: skip
+    try:
+        result = model.load_state_dict(state["model"], strict=False)
+    except RuntimeError as exc:  # shapes differ, e.g. another number of classes
+        lines = str(exc).splitlines()
+        detail = lines[1].strip() if len(lines) > 1 else lines[0]
+        raise DDIError(f"init {path}: weights do not fit the model ({detail})") from None
+    odd = [k for k in result.missing_keys if not k.startswith("exits.")] + [
+        k for k in result.unexpected_keys if not k.startswith("exits.")]
+    if odd:
+        raise DDIError(f"init {path}: weights do not fit the model (e.g. {odd[0]!r})")

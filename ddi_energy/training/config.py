@@ -1,0 +1,120 @@
+"""A training run's configuration: every knob with the paper's defaults, validated at the edge
+(YAML file + command-line overrides -> `TrainConfig`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from ddi_energy.costs.cost_model import MODES
+from ddi_energy.errors import DDIError
+from ddi_energy.files import check_keys, load_mapping
+from ddi_energy.models.dynamic import GATINGS
+from ddi_energy.models.zoo import list_models
+from ddi_energy.training.data import DATASETS
+
+STAGES = ("pretrain", "gates", "joint", "ddi")
+LR_SCHEDULES = ("cosine", "constant")
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of a run; defaults are the paper's CIFAR settings (Sec. IV-A)."""
+
+    arch: str = "resnet20"
+    gating: str = "mgl2s"
+    data: str = "synthetic"
+    data_dir: str | None = None
+    loss: str = "flops"  # flops | energy | latency
+    hw: str | None = None  # hardware config: a table is profiled at start (analytic engine)
+    cost_table: str | None = None  # or a cost table (name or path)
+    target_skip: float = 0.5  # fraction of the backbone's cost, in the loss's metric, to skip
+    alpha: float = 2e-4
+    lr: float = 0.05
+    lr_schedule: str = "cosine"  # cosine (to 0 over each stage) | constant
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    batch: int = 128
+    pretrain_steps: int = 0
+    gate_steps: int = 2000
+    steps: int = 50000  # IADI step 2
+    ddi_steps: int = 50000  # DDI stage with exits; 0: no exits
+    epochs: float = 0  # if > 0: IADI step 2 and the DDI stage (if on) take this many epochs
+    checkpoint_every: int = 1000
+    bn_batches: int = 32  # precise BN at the end: batches to recompute BN statistics; 0: off
+    log_every: int = 50
+    seed: int = 0
+    device: str = "cpu"
+    out: str = "runs/run"
+    init: str | None = None  # a checkpoint or run directory of the same arch/gating to start from
+
+    def validate(self) -> TrainConfig:
+        """Check ranges and combinations; raises DDIError naming the key."""
+        def bad(key: str, allowed: str) -> DDIError:
+            return DDIError(f"{key} = {getattr(self, key)!r}: {allowed}")
+
+        if self.arch not in list_models():
+            raise bad("arch", f"allowed: {', '.join(list_models())}")
+        if self.gating not in GATINGS:
+            raise bad("gating", f"allowed: {', '.join(GATINGS)}")
+        if self.data not in DATASETS:
+            raise bad("data", f"allowed: {', '.join(DATASETS)}")
+        if self.loss not in MODES:
+            raise bad("loss", f"allowed: {', '.join(MODES)}")
+        if self.loss != "flops" and not (self.hw or self.cost_table):
+            raise DDIError(f"loss = {self.loss!r} needs --hw or --cost-table (a hardware model)")
+        if self.hw and self.cost_table:
+            raise DDIError("give hw or cost_table, not both")
+        if not 0 <= self.target_skip < 1:
+            raise bad("target_skip", "must be in [0, 1)")
+        for key in ("alpha", "weight_decay", "momentum"):
+            if getattr(self, key) < 0:
+                raise bad(key, "must be >= 0")
+        if self.lr <= 0:
+            raise bad("lr", "must be > 0")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise bad("lr_schedule", f"allowed: {', '.join(LR_SCHEDULES)}")
+        for key in ("batch", "checkpoint_every", "log_every"):
+            if getattr(self, key) < 1:
+                raise bad(key, "must be >= 1")
+        for key in ("pretrain_steps", "gate_steps", "steps", "ddi_steps", "epochs",
+                    "bn_batches"):
+            if getattr(self, key) < 0:
+                raise bad(key, "must be >= 0")
+        if self.total_steps == 0:
+            raise DDIError("nothing to train: every stage has 0 steps")
+        return self
+
+    @property
+    def stages(self) -> list[tuple[str, int, int]]:
+        """(stage, first step, end step) of every stage with steps, in order."""
+        counts = (self.pretrain_steps, self.gate_steps, self.steps, self.ddi_steps)
+        out, begin = [], 0
+        for stage, n in zip(STAGES, counts, strict=True):
+            if n:
+                out.append((stage, begin, begin + n))
+                begin += n
+        return out
+
+    @property
+    def total_steps(self) -> int:
+        return self.pretrain_steps + self.gate_steps + self.steps + self.ddi_steps
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConfig:
+    """A YAML run config (keys = `TrainConfig` fields) with explicit overrides on top."""
+    allowed = {f.name for f in fields(TrainConfig)}
+    data = load_mapping(path, "run config", allowed)
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    check_keys(data, allowed, str(path or "run config"))
+    cfg = TrainConfig(**data)
+    for f in fields(TrainConfig):  # types at the edge: YAML gives strings for typos like 1e-4x
+        value, default = getattr(cfg, f.name), getattr(TrainConfig, f.name)
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise DDIError(f"{path or 'config'}: {f.name} = {value!r} must be a number")
+            if isinstance(default, int) and value != int(value):
+                raise DDIError(f"{path or 'config'}: {f.name} = {value!r} must be an integer")
+            setattr(cfg, f.name, type(default)(value))
+    return cfg.validate()

@@ -1,0 +1,202 @@
+"""Train DDI the paper's way (Sec. IV-A): optional backbone pre-training, IADI step 1 (backbone
+frozen, gates trained toward zero skipping), IADI step 2 (joint, CE + α·E with α's sign flipped
+per batch to hold the target), then the DDI stage (exits added, L_o + Σ L_i).
+
+Everything a step does is a pure function of (config, step): the batch (`batch_indices`) and its
+augmentation (a generator seeded by the step), so a run resumed from a checkpoint takes exactly
+the steps an uninterrupted run takes. Data-parallel under `torchrun` (gloo on CPU, nccl on GPU).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+import yaml
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from ddi_energy.costs.cost_model import CostModel, cost_model
+from ddi_energy.costs.resource_loss import ResourceLoss
+from ddi_energy.errors import DDIError
+from ddi_energy.files import atomic_write
+from ddi_energy.models.zoo import get_model
+from ddi_energy.tables.lookup import cost_table_for
+from ddi_energy.training.checkpoints import CHECKPOINT_FORMAT, Checkpoints, init_weights
+from ddi_energy.training.config import TrainConfig
+from ddi_energy.training.data import batch_indices, load_dataset, to_input
+from ddi_energy.training.distributed import dist_info, mean_across
+from ddi_energy.training.metrics_log import MetricsLog, truncate_metrics
+from ddi_energy.training.precise_bn import precise_bn
+
+# E enters the loss in these units, so that the paper's α = 2e-4 weighs it as in the paper's
+# FLOPs-based runs (a CIFAR ResNet-74 is 336 MFLOPs, 513 µJ on Eyeriss, 1615 kcycles).
+LOSS_UNITS = {"flops": 1e6, "energy_pj": 1e6, "cycles": 1e3}
+
+
+def run_cost_table(cfg: TrainConfig) -> pd.DataFrame | None:
+    """The run's cost table: loaded, or profiled from `hw` now (seconds), or None."""
+    return cost_table_for(cfg.arch, hw=cfg.hw, cost_table=cfg.cost_table, who="profiled by the run")
+
+
+def backbone_skip(costs: CostModel, out, col: int) -> Tensor:
+    """(B,) fraction of the backbone's cost (metric `col`) each input skipped."""
+    total, overhead = costs.per_input(out.decisions)
+    return 1 - (total - overhead)[:, col] / costs.backbone_full()[col]
+
+
+def build_model(cfg: TrainConfig, num_classes: int, device: torch.device | str) -> nn.Module:
+    """The run's network, initialized from its seed."""
+    torch.manual_seed(cfg.seed)
+    return get_model(cfg.arch, gating=cfg.gating, exits=cfg.ddi_steps > 0,
+                     num_classes=num_classes).to(device)  # fmt: skip
+
+
+def _trainable(model: nn.Module, stage: str) -> list[nn.Parameter]:
+    groups = model.parameter_groups()
+    chosen = {"pretrain": ["backbone"], "gates": ["gates"], "joint": ["backbone", "gates"],
+              "ddi": ["backbone", "gates", "exits"]}[stage]  # fmt: skip
+    for name, params in groups.items():
+        for p in params:
+            p.requires_grad_(name in chosen)
+    return [p for name in chosen for p in groups[name]]
+
+
+def _steps(cfg: TrainConfig, start: int) -> Iterator[tuple[str, int, int, bool, float]]:
+    """(stage, step, stage end, first step of the stage in this process, learning rate) from
+    `start` on."""
+    for stage, begin, end in cfg.stages:
+        first = True
+        for step in range(max(begin, start), end):
+            yield stage, step, end, first, learning_rate(cfg, step - begin, end - begin)
+            first = False
+
+
+def learning_rate(cfg: TrainConfig, step: int, steps: int) -> float:
+    """The rate of a stage's `step` of `steps`. Cosine decay lets the gates settle where α's sign
+    flips (the target) instead of ending at a random phase of the ±α oscillation."""
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * step / steps))
+
+
+def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = None,
+          progress: bool = True) -> Path:  # fmt: skip
+    """Run (or resume) the schedule of `cfg`; returns the run directory.
+
+    `stop_after` ends the process after that many steps of this call (a deterministic stand-in
+    for a kill, used to test resuming); the checkpoint of that step is written first.
+    """
+    rank, world = dist_info(cfg.device)
+    run_dir = Path(cfg.out)
+    checkpoints = Checkpoints(run_dir)
+    device = torch.device(cfg.device)
+    if cfg.device.startswith("cuda") and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    if cfg.batch % world:
+        raise DDIError(f"batch = {cfg.batch} must be divisible by the {world} processes")
+    ds = load_dataset(cfg.data, "train", cfg.data_dir)
+    if cfg.epochs:
+        steps = max(1, round(cfg.epochs * len(ds) / cfg.batch))
+        cfg = TrainConfig(**{**asdict(cfg), "epochs": 0, "steps": steps,
+                             "ddi_steps": steps if cfg.ddi_steps else 0})  # fmt: skip
+    table = run_cost_table(cfg)
+    model = build_model(cfg, ds.num_classes, device)
+    if cfg.init and not resume:
+        init_weights(model, cfg)
+    start, opt_state = 0, None
+    if resume:
+        state = checkpoints.load(checkpoints.dir / "last.pt", cfg)
+        model.load_state_dict(state["model"])
+        start, opt_state = state["step"], state["optimizer"]
+        if rank == 0:
+            truncate_metrics(run_dir / "metrics.csv", start)
+    elif rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(run_dir / "config.yaml", yaml.safe_dump(asdict(cfg), sort_keys=False))
+        (run_dir / "metrics.csv").unlink(missing_ok=True)
+    costs = cost_model(model, table)
+    resource = ResourceLoss(model, table, mode=cfg.loss, normalize=False)
+    col = costs.index(resource.metric)
+    unit = LOSS_UNITS[resource.metric]
+    if table is not None and rank == 0:
+        atomic_write(run_dir / "cost_table.json", json.dumps(table.attrs.get("meta", {}),
+                                                             indent=2, default=str))
+    log = MetricsLog(run_dir / "metrics.csv", cfg.log_every, enabled=rank == 0)
+    if resume:
+        log.rows = list(state.get("pending_metrics", []))  # a partly logged interval
+    bar = tqdm(total=cfg.total_steps, initial=start, desc="train", unit="step",
+               disable=not progress or rank != 0)
+    net: nn.Module = model
+    optimizer = None
+    done = 0
+    for stage, step, end, first, lr in _steps(cfg, start):
+        if first:
+            params = _trainable(model, stage)
+            model.force_on = stage == "pretrain"
+            net = (nn.parallel.DistributedDataParallel(
+                model, device_ids=[device] if device.type == "cuda" else None,
+                find_unused_parameters=True) if world > 1 else model)  # fmt: skip
+            optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
+                                        weight_decay=cfg.weight_decay)
+            if opt_state is not None:
+                optimizer.load_state_dict(opt_state)
+                opt_state = None
+            net.train()
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        idx = batch_indices(len(ds), cfg.batch, step, cfg.seed, rank, world)
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 97 + rank)
+        x = to_input(ds.images[idx], ds, gen).to(device)
+        y = ds.labels[idx].to(device)
+        out = net(x)
+        ce = F.cross_entropy(out.logits, y)
+        if stage == "ddi":
+            ce = ce + sum(F.cross_entropy(logits, y) for logits in out.exit_logits)
+        skip = mean_across(backbone_skip(costs, out, col).mean().detach(), world)
+        sign = 0.0
+        if stage != "pretrain" and model.gating != "none":
+            target = 0.0 if stage == "gates" else cfg.target_skip
+            sign = 1.0 if float(skip) < target else -1.0
+        energy = resource(out) / unit
+        loss = ce + sign * cfg.alpha * energy
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        acc = (out.logits.argmax(1) == y).double().mean()
+        log.add(step, stage, loss=float(loss.detach()), ce=float(ce.detach()),
+                resource=float(energy.detach()),
+                acc=float(acc), skip=float(skip), sign=sign, lr=lr)
+        bar.update(1)
+        bar.set_postfix(stage=stage, loss=f"{float(loss.detach()):.3f}", acc=f"{float(acc):.2f}",
+                        skip=f"{float(skip):.2f}", sign="+" if sign > 0 else "-" if sign else "0")
+        done += 1
+        last = step + 1 == end
+        if rank == 0 and step + 1 == cfg.total_steps and cfg.bn_batches:
+            precise_bn(model, ds, cfg, device)  # before the final checkpoint, which keeps it
+        if rank == 0 and ((step + 1) % cfg.checkpoint_every == 0 or last
+                          or done == stop_after):  # fmt: skip
+            checkpoints.save({"format": CHECKPOINT_FORMAT, "config": asdict(cfg),
+                              "step": step + 1, "stage": stage,
+                              "model": model.state_dict(),
+                              "optimizer": optimizer.state_dict() if not last else None,
+                              "pending_metrics": list(log.rows)},
+                             final=step + 1 == cfg.total_steps)  # fmt: skip
+        if last:
+            opt_state = None  # the next stage starts its own optimizer
+        if done == stop_after:
+            break
+    bar.close()
+    if start + done == cfg.total_steps:
+        log.flush(cfg.total_steps - 1, cfg.stages[-1][0])  # the last, partial interval
+    if world > 1:
+        dist.barrier()
+    return run_dir

@@ -1,0 +1,1 @@
+"""Stage 2, layer workloads: layer shapes, the gate annotations models carry, the layer walker."""
