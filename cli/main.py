@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import click
 
-from ddi_energy.errors import DDIError
+from ddi_energy.errors import DDIError, DDIWarning
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -56,7 +57,7 @@ def profile(arch: str, hw_spec: str, engine: str, granularity: str, out_dir: Pat
             e_sram: float | None, e_rf: float | None, e_mac: float | None, quiet: bool) -> None:
     """Profile every layer of ARCH on HW and write the Eq. 6 energy table."""
     from ddi_energy.engines.scalesim_files import write_inputs
-    from ddi_energy.files import prepare_dirs
+    from ddi_energy.files import cleanup_on_failure, prepare_dirs
     from ddi_energy.hardware.config import load_hw
     from ddi_energy.models.zoo import walk_arch
     from ddi_energy.reporting.table_summary import layer_summary, totals_summary
@@ -67,16 +68,19 @@ def profile(arch: str, hw_spec: str, engine: str, granularity: str, out_dir: Pat
     layers = walk_arch(arch)
     overrides = _energy_overrides({"dram": e_dram, "sram": e_sram, "rf": e_rf, "mac": e_mac})
     hw, energy_note = load_hw(hw_spec, overrides)
-    prepare_dirs(out_dir, *([emit_dir] if emit_dir is not None else []))
-    if emit_dir is not None:
-        specs = row_specs(layers, granularity)
-        write_inputs(emit_dir, [(s.name, s.shape) for s in specs], hw)
-        click.echo(f"wrote SCALE-Sim inputs for {len(specs)} rows to {emit_dir}/")
-    click.echo(f"profiling {arch} on {hw.name} ({hw.rows}x{hw.cols} {hw.dataflow}, "
-               f"{hw.word_bits}-bit) with the {engine} engine; {energy_note}", err=True)
-    table, meta = run_profile(arch, hw, energy_note, engine=engine, granularity=granularity,
-                              jobs=jobs, progress=not quiet, cache_dir=cache_dir)
-    csv_path, json_path = write_table(table, meta, out_dir, table_stem(arch, hw, granularity))
+    with cleanup_on_failure(out_dir, emit_dir):
+        prepare_dirs(out_dir, *([emit_dir] if emit_dir is not None else []))
+        if emit_dir is not None:
+            specs = row_specs(layers, granularity)
+            write_inputs(emit_dir, [(s.name, s.shape) for s in specs], hw)
+            click.echo(f"wrote SCALE-Sim inputs for {len(specs)} rows to {emit_dir}/")
+        click.echo(f"profiling {arch} on {hw.name} ({hw.rows}x{hw.cols} {hw.dataflow}, "
+                   f"{hw.word_bits}-bit) with the {engine} engine; {energy_note}", err=True)
+        table, meta = run_profile(arch, hw, energy_note, engine=engine,
+                                  granularity=granularity, jobs=jobs, progress=not quiet,
+                                  cache_dir=cache_dir)  # fmt: skip
+        stem = table_stem(arch, hw, granularity)
+        csv_path, json_path = write_table(table, meta, out_dir, stem)
     if not quiet:
         click.echo(layer_summary(table))
     click.echo(totals_summary(table))
@@ -131,7 +135,7 @@ def validate(arch: str, hw_spec: str, granularity: str, sample: int | None, seed
 def sweep(arch: str, hw_spec: str, vary_items: tuple[str, ...], engine: str, granularity: str,
           out_dir: Path, jobs: int) -> None:
     """Profile ARCH on every hardware design point of the --vary grid."""
-    from ddi_energy.files import check_writable
+    from ddi_energy.files import check_writable, cleanup_on_failure
     from ddi_energy.hardware.config import load_hw
     from ddi_energy.models.zoo import walk_arch
     from ddi_energy.tables.sweep import design_points, parse_vary, run_sweep
@@ -140,11 +144,12 @@ def sweep(arch: str, hw_spec: str, vary_items: tuple[str, ...], engine: str, gra
     base, note = load_hw(hw_spec)
     vary = parse_vary(vary_items)
     n = len(design_points(base, vary))
-    check_writable(out_dir)
-    click.echo(f"sweeping {arch} over {n} design points of {base.name} ({engine} engine)",
-               err=True)
-    summary, path = run_sweep(arch, base, note, vary, out_dir, engine=engine,
-                              granularity=granularity, jobs=jobs)
+    with cleanup_on_failure(out_dir):
+        check_writable(out_dir)
+        click.echo(f"sweeping {arch} over {n} design points of {base.name} ({engine} engine)",
+                   err=True)
+        summary, path = run_sweep(arch, base, note, vary, out_dir, engine=engine,
+                                  granularity=granularity, jobs=jobs)
     with pd_display():
         click.echo(summary.drop(columns=["table"]).to_string(index=False))
     click.echo(f"wrote {n} tables and {path}")
@@ -248,6 +253,7 @@ def _train_options(func):
 @_train_options
 def train(config_path: Path | None, resume: bool, **options) -> None:
     """Train a gated network: pre-train, IADI steps 1 and 2, DDI stage (the paper's recipe)."""
+    from ddi_energy.files import cleanup_on_failure
     from ddi_energy.training.config import load_config
     from ddi_energy.training.loop import train as run_training
 
@@ -256,7 +262,9 @@ def train(config_path: Path | None, resume: bool, **options) -> None:
         if (run_dir / "config.yaml").exists():
             config_path = run_dir / "config.yaml"
     cfg = load_config(config_path, options)
-    run_dir = run_training(cfg, resume=resume)
+    checkpoint = Path(cfg.out) / "checkpoints" / "last.pt"
+    with cleanup_on_failure(Path(cfg.out), keep=checkpoint.exists):  # resumable: kept
+        run_dir = run_training(cfg, resume=resume)
     click.echo(f"trained {cfg.arch} ({cfg.gating}) in {run_dir}; evaluate with "
                f"`ddi-energy eval --run {run_dir}`")
 
@@ -277,6 +285,7 @@ def train(config_path: Path | None, resume: bool, **options) -> None:
 def evaluate(run_dir: Path | None, checkpoint: Path | None, hw_spec: str | None,
              table_spec: str | None, budgets: str, device: str, out_dir: Path | None) -> None:
     """Accuracy, FLOPs and energy savings, skip ratios and budgets of a trained network."""
+    from ddi_energy.files import cleanup_on_failure
     from ddi_energy.reporting.report_text import print_report
     from ddi_energy.training.evaluate import evaluate as run_evaluation
     from ddi_energy.training.evaluate import load_run
@@ -291,7 +300,8 @@ def evaluate(run_dir: Path | None, checkpoint: Path | None, hw_spec: str | None,
     report = run_evaluation(cfg, state, hw=hw_spec, cost_table=table_spec, budgets=fractions,
                             device=device)
     out_dir = out_dir or run_dir or checkpoint.parent
-    paths = report.write(out_dir)
+    with cleanup_on_failure(out_dir):
+        paths = report.write(out_dir)
     click.echo(print_report(report))
     click.echo(f"wrote {', '.join(p.name for p in paths)} to {out_dir}")
 
@@ -326,13 +336,16 @@ def study(config_path: Path | None, out: str | None, hw: str | None, losses: str
           targets: str | None, pretrain_steps: int | None, **train: object) -> None:
     """Fig. 12: train with each loss at each target, evaluate, plot accuracy vs savings."""
     from ddi_energy.experiments.study import load_study_config, run_study
+    from ddi_energy.files import cleanup_on_failure
 
     overrides = {"out": out, "hw": hw, "losses": _split(losses, str, "--losses"),
                  "targets": _split(targets, float, "--targets"),
                  "pretrain_steps": pretrain_steps,
                  "train": {k: v for k, v in train.items() if v is not None}}  # fmt: skip
     cfg = load_study_config(config_path, overrides)
-    table, figures = run_study(cfg)
+    out_dir = Path(cfg.out)
+    with cleanup_on_failure(out_dir, keep=lambda: any(out_dir.glob("*/checkpoints/last.pt"))):
+        table, figures = run_study(cfg)  # finished runs are kept: a rerun continues from them
     with pd_display():
         click.echo(table.drop(columns=["skip_ratio_metric"]).to_string(index=False))
     click.echo(f"wrote {Path(cfg.out) / 'table1.csv'} and "
@@ -380,10 +393,12 @@ def plot(run_dirs: tuple[Path, ...], tables: tuple[str, ...], sweeps: tuple[Path
     """Draw every figure the inputs support, as PNG and PDF: accuracy vs savings, skip
     ratios and budgets of runs; energy by memory level and cost vs active channels of tables;
     energy, cycles and utilization per design point of sweeps."""
+    from ddi_energy.files import cleanup_on_failure
     from ddi_energy.reporting.plots import plot_all
 
     names = [n.strip() for n in layers.split(",") if n.strip()] if layers else None
-    result = plot_all(run_dirs, tables, sweeps, out_dir, layers=names)
+    with cleanup_on_failure(out_dir):
+        result = plot_all(run_dirs, tables, sweeps, out_dir, layers=names)
     stems = dict.fromkeys(p.stem for p in result.written)
     click.echo(f"wrote {len(stems)} figures (.png and .pdf) to {out_dir}:")
     for stem in stems:
@@ -410,8 +425,25 @@ def pd_display():
                              "display.float_format", "{:.4g}".format)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Our warnings as one line on stderr; anything else as Python shows it."""
+    if issubclass(category, DDIWarning):
+        click.echo(f"ddi-energy: warning: {message}", err=True)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
+
+
+_python_showwarning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: turn user errors and interrupts into one line and a non-zero exit."""
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        _run(argv)
+
+
+def _run(argv: list[str] | None) -> None:
     try:
         cli.main(args=argv, prog_name="ddi-energy", standalone_mode=False)
     except DDIError as exc:

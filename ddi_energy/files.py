@@ -6,8 +6,10 @@ work, and YAML config files read safely and refused with one line naming the fil
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,45 @@ def prepare_dirs(*dirs: Path) -> None:
             if directory.is_dir() and not any(directory.iterdir()):
                 directory.rmdir()
         raise
+
+
+@contextmanager
+def cleanup_on_failure(*dirs: Path | None, keep: Callable[[], bool] = lambda: False
+                       ) -> Iterator[None]:  # fmt: skip
+    """Remove what the block creates in the output directories `dirs` if it fails, however it
+    fails (a user error, an unexpected exception, Ctrl-C): directories it made go entirely,
+    new entries of directories that existed go, entries that were there stay.
+
+    `keep()` is asked after a failure: True keeps everything (e.g. a run that has written a
+    checkpoint, which `--resume` continues). Files themselves are never half-written
+    (`atomic_write_all`), so what is left after a failure is only ever complete, older files.
+    """
+    before = {d: _entries(d) for d in dirs if d is not None}
+    made = {d: _first_missing(d) for d in before}
+    try:
+        yield
+    except BaseException:
+        if not keep():
+            for directory, entries in before.items():
+                if made[directory] is not None:
+                    shutil.rmtree(made[directory], ignore_errors=True)
+                else:
+                    for entry in _entries(directory) - entries:
+                        if entry.is_dir() and not entry.is_symlink():
+                            shutil.rmtree(entry, ignore_errors=True)
+                        else:
+                            entry.unlink(missing_ok=True)
+        raise
+
+
+def _entries(directory: Path) -> set[Path]:
+    return set(directory.iterdir()) if directory.is_dir() else set()
+
+
+def _first_missing(directory: Path) -> Path | None:
+    """The outermost of `directory` and its parents that does not exist yet (None: it exists)."""
+    missing = [d for d in (directory, *directory.parents) if not d.exists()]
+    return missing[-1] if missing else None
 
 
 def atomic_write(path: Path, text: str) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import configparser
 import hashlib
 import json
+import math
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -25,6 +27,9 @@ LEVELS = ("dram", "sram", "rf", "mac")
 # (DRAM 200, buffer 6, RF 1, MAC 1; Chen et al., ISCA 2016, Table IV) scaled by a 16-bit
 # 65 nm MAC of 0.21 pJ (Accelergy's eyeriss_like reference).
 DEFAULT_ENERGY_PJ = {"dram": 42.0, "sram": 1.26, "rf": 0.21, "mac": 0.21}
+# Largest array accepted: 4096 x 4096 PEs, 100x a TPU v1; beyond it the engines' per-PE
+# arrays no longer fit in memory.
+MAX_PES = 2**24
 
 
 @dataclass(frozen=True)
@@ -83,9 +88,13 @@ def _err(src: str, msg: str) -> DDIError:
 
 
 def _number(src: str, key: str, value: Any, *, integer: bool, positive: bool = True) -> float:
+    if isinstance(value, str):
+        value = _scientific(value)  # YAML 1.1 reads 1e3 (no dot) as a string
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         kind = "a whole number" if integer else "a number"
         return _raise(src, f"{key} = {value!r} must be {kind}")
+    if not math.isfinite(value):
+        return _raise(src, f"{key} = {value!r} must be a finite number")
     if integer and not float(value).is_integer():
         return _raise(src, f"{key} = {value!r} must be a whole number")
     if positive and value <= 0:
@@ -93,6 +102,14 @@ def _number(src: str, key: str, value: Any, *, integer: bool, positive: bool = T
     if not positive and value < 0:
         return _raise(src, f"{key} = {value!r} must be >= 0")
     return int(value) if integer else float(value)
+
+
+_SCIENTIFIC = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+
+
+def _scientific(text: str) -> str | float:
+    """`"1e3"` -> 1000.0: a number in scientific notation that YAML 1.1 left as a string."""
+    return float(text) if _SCIENTIFIC.fullmatch(text.strip()) else text
 
 
 def _raise(src: str, msg: str):
@@ -134,6 +151,9 @@ def from_dict(data: Any, src: str) -> HardwareConfig:
     array = _mapping(src, "array", data["array"], ("rows", "cols"))
     rows = _number(src, "array.rows", array["rows"], integer=True)
     cols = _number(src, "array.cols", array["cols"], integer=True)
+    if rows * cols > MAX_PES:
+        _raise(src, f"array {rows} x {cols} = {rows * cols:,} PEs is above the cap of "
+                    f"2^24 = {MAX_PES:,} PEs (rows x cols)")
     dataflow = data["dataflow"]
     if dataflow not in DATAFLOWS:
         _raise(src, f"dataflow = {dataflow!r} must be one of {', '.join(DATAFLOWS)}")

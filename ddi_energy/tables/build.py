@@ -16,7 +16,7 @@ from ddi_energy.engines.registry import Engine, get_engine
 from ddi_energy.hardware.config import HardwareConfig
 from ddi_energy.hardware.energy import RF_MODEL, add_energy
 from ddi_energy.models.zoo import walk_arch
-from ddi_energy.tables.columns import TABLE_COLUMNS, network_totals
+from ddi_energy.tables.columns import TABLE_COLUMNS, content_digest, network_totals
 from ddi_energy.tables.rows import Granularity, RowSpec, row_specs
 from ddi_energy.workload.shapes import COUNT_FIELDS, ConvShape
 
@@ -99,6 +99,7 @@ def metadata(
         "ddi_energy_version": version("ddi-energy"),
         "granularity": granularity,
         "rows": len(table),
+        "content_sha256": content_digest(table),
         "units": {
             "counts": f"words of {hw.word_bits} bits, as SCALE-Sim's reports count them",
             "cycles": "cycles (SCALE-Sim 'Total Cycles', CALC mode, no stalls)",

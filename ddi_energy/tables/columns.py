@@ -5,6 +5,8 @@ Kept apart from profiling so that reading a table needs neither torch nor an eng
 
 from __future__ import annotations
 
+import hashlib
+
 import pandas as pd
 
 from ddi_energy.hardware.energy import ENERGY_COLUMNS
@@ -26,3 +28,14 @@ def network_totals(table: pd.DataFrame) -> dict[str, float]:
     full = table[table["is_full"]]
     keys = ("macs", "cycles", "rf_accesses", *ENERGY_COLUMNS, "energy_pj")
     return {k: float(full[k].sum()) for k in keys}
+
+
+# Columns that hold text; every other column of a table is a number (or the bool is_full).
+TEXT_COLUMNS = ("layer", "kind", "layer_gate", "channel_gate", "channel_axis")
+
+
+def content_digest(table: pd.DataFrame) -> str:
+    """SHA-256 of a table's parsed content (its canonical CSV), recorded in the metadata so that
+    a table changed since it was profiled can be told; a table written and read back gives the
+    same digest."""
+    return hashlib.sha256(table.to_csv(index=False).encode()).hexdigest()

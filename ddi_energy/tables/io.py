@@ -15,9 +15,9 @@ from typing import Any
 
 import pandas as pd
 
-from ddi_energy.errors import DDIError
+from ddi_energy.errors import DDIError, warn
 from ddi_energy.files import atomic_write_all
-from ddi_energy.tables.columns import TABLE_COLUMNS
+from ddi_energy.tables.columns import TABLE_COLUMNS, TEXT_COLUMNS, content_digest
 
 
 def shipped_dir() -> Path:
@@ -55,9 +55,45 @@ def load_cost_table(spec: str | Path) -> pd.DataFrame:
     if missing:
         raise DDIError(f"{path}: not a cost table, missing column {missing[0]!r}")
     meta_path = path.with_suffix(".json")
-    table.attrs["meta"] = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    meta = _metadata(meta_path)
+    _check_content(table, meta, path, meta_path)
+    table.attrs["meta"] = meta
     table.attrs["path"] = str(path)
     return table
+
+
+def _metadata(meta_path: Path) -> dict[str, Any]:
+    if not meta_path.exists():
+        return {}
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DDIError(f"{meta_path}: not readable JSON table metadata "
+                       f"({type(exc).__name__})") from None  # fmt: skip
+    if not isinstance(meta, dict):
+        raise DDIError(f"{meta_path}: table metadata must be a JSON object")
+    return meta
+
+
+def _check_content(table: pd.DataFrame, meta: dict[str, Any], path: Path,
+                   meta_path: Path) -> None:  # fmt: skip
+    """Refuse a table that lost or gained rows since profiling (e.g. a copy cut off mid-file) or
+    whose numbers are not numbers; warn about one edited by hand."""
+    recorded = meta.get("rows")
+    if isinstance(recorded, int) and recorded != len(table):
+        raise DDIError(f"{path}: truncated cost table: {len(table)} rows, but {meta_path.name} "
+                       f"records {recorded}; profile it again")  # fmt: skip
+    for column in TABLE_COLUMNS:
+        if column in TEXT_COLUMNS or pd.api.types.is_numeric_dtype(table[column]):
+            continue
+        values = pd.to_numeric(table[column], errors="coerce")
+        row = int(values.isna().to_numpy().nonzero()[0][0])
+        raise DDIError(f"{path}: damaged cost table: row {row + 2} has {column} = "
+                       f"{table[column].iloc[row]!r}, not a number (truncated?)")  # fmt: skip
+    digest = meta.get("content_sha256")
+    if digest and digest != content_digest(table):
+        warn(f"{path}: edited since it was profiled (its content no longer matches "
+             f"{meta_path.name}); using it as it is")  # fmt: skip
 
 
 def write_table(
