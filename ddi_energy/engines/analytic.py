@@ -412,22 +412,31 @@ def _sram_counts(shape: ConvShape, hw: HardwareConfig) -> tuple[int, int, int, i
     return rf * cf * (2 * r + c + k - 2), t * npix, cf * t * k, rf * npix * k
 
 
-def _dram_read_counts(shape: ConvShape, hw: HardwareConfig) -> tuple[int, int]:
-    """(DRAM ifmap reads, DRAM filter reads) through the CALC read buffers."""
-    ifmap_kb, filter_kb, _ = hw.scalesim_kb()
-    r, c = hw.rows, hw.cols
-    footprint = _ifmap_footprint(shape)
+IFMAP_STREAMS: dict[str, Callable[[ConvShape, int, int], Segments]] = {
+    "os": _os_ifmap_stream,
+    "ws": _ws_ifmap_stream,
+    "is": _is_ifmap_stream,
+}
+
+
+def _dram_filter_reads(shape: ConvShape, hw: HardwareConfig) -> int:
+    """DRAM filter reads through the CALC filter read buffer."""
+    filter_kb, r, c = hw.scalesim_kb()[1], hw.rows, hw.cols
     weights = shape.window * shape.filters
     if hw.dataflow == "os":
-        ifmap = _dram_reads(footprint, ifmap_kb, lambda: _os_ifmap_stream(shape, r, c))
-        filt = _dram_reads(weights, filter_kb, lambda: _os_filter_stream(shape, r, c))
-    elif hw.dataflow == "ws":
-        ifmap = _dram_reads(footprint, ifmap_kb, lambda: _ws_ifmap_stream(shape, r, c))
-        filt = weights  # each weight is demanded exactly once: every demand is a new address
-    else:
-        ifmap = _dram_reads(footprint, ifmap_kb, lambda: _is_ifmap_stream(shape, r, c))
-        filt = _dram_reads(weights, filter_kb, lambda: _is_filter_stream(shape, r, c))
-    return ifmap, filt
+        return _dram_reads(weights, filter_kb, lambda: _os_filter_stream(shape, r, c))
+    if hw.dataflow == "ws":
+        return weights  # each weight is demanded exactly once: every demand is a new address
+    return _dram_reads(weights, filter_kb, lambda: _is_filter_stream(shape, r, c))
+
+
+def _dram_read_counts(shape: ConvShape, hw: HardwareConfig) -> tuple[int, int]:
+    """(DRAM ifmap reads, DRAM filter reads) through the CALC read buffers."""
+    stream = IFMAP_STREAMS[hw.dataflow]
+    ifmap = _dram_reads(
+        _ifmap_footprint(shape), hw.scalesim_kb()[0], lambda: stream(shape, hw.rows, hw.cols)
+    )
+    return ifmap, _dram_filter_reads(shape, hw)
 
 
 def analytic_counts(shape: ConvShape, hw: HardwareConfig) -> AccessCounts:
@@ -455,6 +464,7 @@ class AnalyticEngine:
     """Engine protocol over `analytic_counts`: milliseconds per layer, no subprocesses."""
 
     name = "analytic"
+    count = staticmethod(analytic_counts)
 
     def counts(
         self,
@@ -467,11 +477,11 @@ class AnalyticEngine:
     ) -> dict[ConvShape, AccessCounts]:
         """Counts for the unique shapes; `jobs` is ignored (a sweep takes seconds)."""
         unique = list(dict.fromkeys(shapes))
-        bar = tqdm(unique, desc="analytic", unit="layer", disable=not progress, delay=2.0)
+        bar = tqdm(unique, desc=self.name, unit="layer", disable=not progress, delay=2.0)
         out: dict[ConvShape, AccessCounts] = {}
         for shape in bar:
             try:
-                out[shape] = analytic_counts(shape, hw)
+                out[shape] = self.count(shape, hw)
             except ValueError as exc:
                 name = (names or {}).get(shape, str(shape))
                 raise DDIError(f"layer {name}: {exc}") from None

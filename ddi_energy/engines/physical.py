@@ -1,0 +1,166 @@
+"""Physical counts: the mapping the SCALE-Sim replica simulates, counted as hardware spends it.
+
+The array, dataflow, folds, cycles, operand streams and double-buffered read buffers are those
+of `analytic.py` (SCALE-Sim 3.0.0, CALC mode): a real accelerator with that mapping streams the
+same operands from the same buffers. Where SCALE-Sim's counts are not what hardware does, the
+counts change. With Np ofmap pixels, K filters, T = R*S*C, an Ra x Ca array, B the ofmap
+buffer in words and rf = ceil(T/Ra) row folds for ws and is:
+
+1. OS outputs are written once: sram_ofmap_writes = Np*K. SCALE-Sim adds rf*cf*(Ra+Ca) more
+   (rf = ceil(Np/Ra), cf = ceil(K/Ca); its open issue #166).
+2. WS/IS partial sums accumulate in the ofmap buffer (read-modify-write), as in real designs
+   (TPU v1's accumulators). Every row fold writes its partial sums into the buffer; every fold
+   after the first first reads the running sums back:
+       sram_ofmap_writes = rf*Np*K        sram_ofmap_reads = (rf-1)*Np*K
+   Column fold j (c_j used columns) accumulates a tile of S_j = Np*c_j (ws) or K*c_j (is) words
+   over its rf row folds. Half the ofmap buffer holds partial sums; the other half drains the
+   previous tile's outputs (SCALE-Sim's double buffering, kept). A tile larger than B/2 keeps
+   B/2 words on chip and spills the rest to DRAM after every fold but the last, reading it back
+   before the next fold adds to it:
+       spill = sum_j max(0, S_j - floor(B/2))
+       dram_ofmap_writes = Np*K + (rf-1)*spill        dram_ofmap_reads = (rf-1)*spill
+   SCALE-Sim instead writes every fold's partial sums to DRAM and never reads them:
+   dram_ofmap_writes >= sram_ofmap_writes = rf*Np*K.
+3. Zero padding is made at the array edge: never fetched, stored or read. sram_ifmap_reads
+   counts the (output pixel, window tap) pairs that land on the real input, once per pass over
+   the ifmap (ceil(K/Ca) passes for os and ws, one for is); dram_ifmap_reads replays SCALE-Sim's
+   read buffer on the demand stream without the padding addresses, so it is at least the
+   compulsory footprint: the distinct real input words the windows touch (a stride-2 1x1 conv
+   touches a quarter of its input).
+4. Nothing else changes: cycles are SCALE-Sim's compute cycles, sram_filter_reads and
+   dram_filter_reads the replica's (its filter read buffer re-fetches weights only when a fold's
+   working set outgrows half the buffer, which a double-buffered prefetching buffer does).
+
+DRAM fills and drains are charged once, at the DRAM level, as in the replica's tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ddi_energy.engines.analytic import (
+    IFMAP_STREAMS,
+    AnalyticEngine,
+    Segments,
+    _check_shape,
+    _dram_filter_reads,
+    _dram_reads,
+    _fold_sizes,
+    _sram_counts,
+)
+from ddi_energy.hardware import HardwareConfig
+from ddi_energy.workload import AccessCounts, ConvShape, Layer
+
+
+@dataclass(frozen=True, order=True)
+class PaddedShape(ConvShape):
+    """A `ConvShape` that knows where its real input lies: `padding` zero rows and columns come
+    first, then `in_h` x `in_w` input pixels; the rest of the padded extent is zeros."""
+
+    padding: int
+    in_h: int
+    in_w: int
+
+    @classmethod
+    def of(cls, layer: Layer, in_channels: int, out_channels: int) -> PaddedShape:
+        """The workload of `layer` with the given active channel counts, padding included."""
+        shape = layer.shape(in_channels, out_channels)
+        return cls(**vars(shape), padding=layer.padding, in_h=layer.in_h, in_w=layer.in_w)
+
+    @classmethod
+    def unpadded(cls, shape: ConvShape) -> PaddedShape:
+        """A shape whose whole extent is real input (no padding)."""
+        fields = {k: getattr(shape, k) for k in ConvShape.__dataclass_fields__}
+        return cls(**fields, padding=0, in_h=shape.ifmap_h, in_w=shape.ifmap_w)
+
+    def real_rows(self) -> tuple[int, int]:
+        """[first, stop) of the real input rows within the padded extent."""
+        return self.padding, min(self.padding + self.in_h, self.ifmap_h)
+
+    def real_cols(self) -> tuple[int, int]:
+        return self.padding, min(self.padding + self.in_w, self.ifmap_w)
+
+
+@dataclass(frozen=True)
+class PhysicalCounts(AccessCounts):
+    """AccessCounts plus the partial-sum traffic SCALE-Sim never counts."""
+
+    sram_ofmap_reads: int
+    dram_ofmap_reads: int
+
+
+def _axis(out: int, filt: int, stride: int, real: tuple[int, int]) -> tuple[int, int]:
+    """Along one axis: (distinct real positions any window touches, (output, tap) pairs that
+    land on a real position)."""
+    pos = np.arange(out)[:, None] * stride + np.arange(filt)[None, :]
+    hit = (pos >= real[0]) & (pos < real[1])
+    return int(np.unique(pos[hit]).size), int(hit.sum())
+
+
+def _real_only(segments: Segments, shape: PaddedShape) -> Segments:
+    """The demand stream without padding addresses (NHWC: addr = (y * W + x) * C + ch)."""
+    (y0, y1), (x0, x1) = shape.real_rows(), shape.real_cols()
+    out = []
+    for base, repeats in segments:
+        y, x = np.divmod(base // shape.channels, shape.ifmap_w)
+        kept = base[(y >= y0) & (y < y1) & (x >= x0) & (x < x1)]
+        if kept.size:
+            out.append((kept, repeats))
+    return out
+
+
+def _ofmap_traffic(shape: ConvShape, hw: HardwareConfig) -> tuple[int, int, int, int]:
+    """(sram_ofmap_writes, sram_ofmap_reads, dram_ofmap_writes, dram_ofmap_reads): items 1-2 of
+    the module docstring."""
+    outputs = shape.ofmap_pixels * shape.filters
+    if hw.dataflow == "os":
+        return outputs, 0, outputs, 0
+    row_folds = -(-shape.window // hw.rows)
+    inner, outer = (
+        (shape.ofmap_pixels, shape.filters) if hw.dataflow == "ws"
+        else (shape.filters, shape.ofmap_pixels)
+    )  # fmt: skip
+    tiles = inner * _fold_sizes(outer, hw.cols)
+    held = 1024 * hw.scalesim_kb()[2] // 2
+    spill = int(np.maximum(tiles - held, 0).sum())
+    extra = (row_folds - 1) * spill
+    return row_folds * outputs, (row_folds - 1) * outputs, outputs + extra, extra
+
+
+def physical_counts(shape: ConvShape, hw: HardwareConfig) -> PhysicalCounts:
+    """Counts of one layer under the physical model (module docstring); a plain `ConvShape` is
+    taken as unpadded."""
+    _check_shape(shape)
+    if not isinstance(shape, PaddedShape):
+        shape = PaddedShape.unpadded(shape)
+    demand_rows, _, sram_filter, _ = _sram_counts(shape, hw)
+    touched_h, pairs_h = _axis(shape.ofmap_h, shape.filter_h, shape.stride, shape.real_rows())
+    touched_w, pairs_w = _axis(shape.ofmap_w, shape.filter_w, shape.stride, shape.real_cols())
+    passes = 1 if hw.dataflow == "is" else -(-shape.filters // hw.cols)
+    stream = IFMAP_STREAMS[hw.dataflow]
+    dram_ifmap = _dram_reads(
+        touched_h * touched_w * shape.channels,
+        hw.scalesim_kb()[0],
+        lambda: _real_only(stream(shape, hw.rows, hw.cols), shape),
+    )
+    sram_ofmap_w, sram_ofmap_r, dram_ofmap_w, dram_ofmap_r = _ofmap_traffic(shape, hw)
+    return PhysicalCounts(
+        cycles=demand_rows - 1,
+        sram_ifmap_reads=passes * pairs_h * pairs_w * shape.channels,
+        sram_filter_reads=sram_filter,
+        sram_ofmap_writes=sram_ofmap_w,
+        dram_ifmap_reads=dram_ifmap,
+        dram_filter_reads=_dram_filter_reads(shape, hw),
+        dram_ofmap_writes=dram_ofmap_w,
+        sram_ofmap_reads=sram_ofmap_r,
+        dram_ofmap_reads=dram_ofmap_r,
+    )
+
+
+class PhysicalEngine(AnalyticEngine):
+    """Engine protocol over `physical_counts`; give it `PaddedShape`s to exclude padding."""
+
+    name = "physical"
+    count = staticmethod(physical_counts)
