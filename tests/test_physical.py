@@ -27,9 +27,9 @@ from ddi_energy.engines.physical import (
     physical_counts,
 )
 from ddi_energy.engines.scalesim_engine import ScaleSimEngine
-from ddi_energy.hardware import HardwareConfig, from_dict
-from ddi_energy.walker import walk_arch
-from ddi_energy.workload import COUNT_FIELDS, ConvShape
+from ddi_energy.hardware.config import HardwareConfig, from_dict
+from ddi_energy.models.zoo import walk_arch
+from ddi_energy.workload.shapes import COUNT_FIELDS, ConvShape
 
 NEW_FIELDS = ("sram_ofmap_reads", "dram_ofmap_reads")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ddi_energy.sram_energy import (
+from ddi_energy.hardware.sram_energy import (
     CAPACITY_EXPONENT,
     HOROWITZ_1KB_64BIT_PJ,
     HOROWITZ_POINTS_64BIT,

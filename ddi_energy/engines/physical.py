@@ -50,8 +50,8 @@ from ddi_energy.engines.analytic import (
     _fold_sizes,
     _sram_counts,
 )
-from ddi_energy.hardware import HardwareConfig
-from ddi_energy.workload import AccessCounts, ConvShape, Layer
+from ddi_energy.hardware.config import HardwareConfig
+from ddi_energy.workload.shapes import AccessCounts, ConvShape, Layer
 
 
 @dataclass(frozen=True, order=True)
