@@ -19,11 +19,28 @@ def cli() -> None:
 
 
 ENGINE_CHOICE = click.Choice(["analytic", "scalesim"])
+COUNTS_CHOICE = click.Choice(["scalesim", "physical"])
 GRANULARITY_CHOICE = click.Choice(["channel", "layer"])
 DEFAULT_JOBS = os.cpu_count() or 1
+COUNTS_HELP = ("Count model: scalesim (SCALE-Sim's counts, artefacts included) or physical (the "
+               "same mapping as hardware spends it; see README, Count models).")
 
 
-def _energy_overrides(values: dict[str, float | None]) -> dict[str, float] | None:
+class _EnergyOrAuto(click.ParamType):
+    """pJ per word, or `auto` (per-buffer energy from capacity)."""
+
+    name = "PJ|auto"
+
+    def convert(self, value, param, ctx):
+        if value == "auto" or isinstance(value, float):
+            return value
+        try:
+            return float(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a number nor auto", param, ctx)
+
+
+def _energy_overrides(values: dict[str, float | str | None]) -> dict[str, float | str] | None:
     given = {k: v for k, v in values.items() if v is not None}
     return given or None
 
@@ -34,12 +51,15 @@ def _energy_overrides(values: dict[str, float | None]) -> dict[str, float] | Non
               help="Hardware config: bundled name (eyeriss.yaml), YAML path or SCALE-Sim .cfg.")
 @click.option("--engine", type=ENGINE_CHOICE, default="analytic", show_default=True,
               help="Where access counts come from: real SCALE-Sim, or its exact closed forms.")
+@click.option("--counts", type=COUNTS_CHOICE, default="scalesim", show_default=True,
+              help=COUNTS_HELP)
 @click.option("--granularity", type=GRANULARITY_CHOICE, default="channel",
               show_default=True,
               help="channel: a row per active channel count of every gated layer; layer: full "
                    "layers only.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("cost_tables"),
-              show_default=True, help="Directory for <arch>_<hw>.csv and .json.")
+              show_default=True,
+              help="Directory for <arch>_<hw>[_physical].csv and .json.")
 @click.option("--emit", "emit_dir", type=click.Path(path_type=Path), default=None,
               help="Also write the SCALE-Sim topology.csv, scalesim.cfg and layout.csv of the "
                    "table's rows here.")
@@ -48,19 +68,22 @@ def _energy_overrides(values: dict[str, float | None]) -> dict[str, float] | Non
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
               help="SCALE-Sim result cache [default: $DDI_ENERGY_CACHE or ~/.cache/ddi-energy].")
 @click.option("--e-dram", type=float, default=None, help="Override DRAM energy, pJ per word.")
-@click.option("--e-sram", type=float, default=None, help="Override SRAM energy, pJ per word.")
+@click.option("--e-sram", type=_EnergyOrAuto(), default=None,
+              help="Override SRAM energy, pJ per word, or auto (from each buffer's capacity).")
 @click.option("--e-rf", type=float, default=None, help="Override RF energy, pJ per word.")
 @click.option("--e-mac", type=float, default=None, help="Override MAC energy, pJ per MAC.")
 @click.option("--quiet", is_flag=True, help="No per-layer summary and no progress bar.")
-def profile(arch: str, hw_spec: str, engine: str, granularity: str, out_dir: Path,
+def profile(arch: str, hw_spec: str, engine: str, counts: str, granularity: str, out_dir: Path,
             emit_dir: Path | None, jobs: int, cache_dir: Path | None, e_dram: float | None,
-            e_sram: float | None, e_rf: float | None, e_mac: float | None, quiet: bool) -> None:
+            e_sram: float | str | None, e_rf: float | None, e_mac: float | None,
+            quiet: bool) -> None:  # fmt: skip
     """Profile every layer of ARCH on HW and write the Eq. 6 energy table."""
+    from ddi_energy.engines.registry import count_engine
     from ddi_energy.engines.scalesim_files import write_inputs
     from ddi_energy.files import cleanup_on_failure, prepare_dirs
     from ddi_energy.hardware.config import load_hw
     from ddi_energy.models.zoo import walk_arch
-    from ddi_energy.reporting.table_summary import layer_summary, totals_summary
+    from ddi_energy.reporting.table_summary import layer_summary, sram_text, totals_summary
     from ddi_energy.tables.build import run_profile, table_stem
     from ddi_energy.tables.io import write_table
     from ddi_energy.tables.rows import row_specs
@@ -68,18 +91,21 @@ def profile(arch: str, hw_spec: str, engine: str, granularity: str, out_dir: Pat
     layers = walk_arch(arch)
     overrides = _energy_overrides({"dram": e_dram, "sram": e_sram, "rf": e_rf, "mac": e_mac})
     hw, energy_note = load_hw(hw_spec, overrides)
+    count_engine(counts, engine)  # a bad combination stops here, before any output
     with cleanup_on_failure(out_dir, emit_dir):
         prepare_dirs(out_dir, *([emit_dir] if emit_dir is not None else []))
         if emit_dir is not None:
             specs = row_specs(layers, granularity)
             write_inputs(emit_dir, [(s.name, s.shape) for s in specs], hw)
             click.echo(f"wrote SCALE-Sim inputs for {len(specs)} rows to {emit_dir}/")
+        source = f"the {engine} engine" if counts == "scalesim" else "the physical count model"
         click.echo(f"profiling {arch} on {hw.name} ({hw.rows}x{hw.cols} {hw.dataflow}, "
-                   f"{hw.word_bits}-bit) with the {engine} engine; {energy_note}", err=True)
-        table, meta = run_profile(arch, hw, energy_note, engine=engine,
+                   f"{hw.word_bits}-bit) with {source}; {energy_note}; "
+                   f"{sram_text(hw.sram_pj(), hw.sram_auto)}", err=True)
+        table, meta = run_profile(arch, hw, energy_note, engine=engine, counts=counts,
                                   granularity=granularity, jobs=jobs, progress=not quiet,
                                   cache_dir=cache_dir)  # fmt: skip
-        stem = table_stem(arch, hw, granularity)
+        stem = table_stem(arch, hw, granularity, counts)
         csv_path, json_path = write_table(table, meta, out_dir, stem)
     if not quiet:
         click.echo(layer_summary(table))
@@ -92,6 +118,10 @@ def profile(arch: str, hw_spec: str, engine: str, granularity: str, out_dir: Pat
 @click.option("--arch", required=True, help="Network from the zoo.")
 @click.option("--hw", "hw_spec", required=True, help="Hardware config (name, YAML or .cfg).")
 @click.option("--granularity", type=GRANULARITY_CHOICE, default="channel", show_default=True)
+@click.option("--counts", type=COUNTS_CHOICE, default="scalesim", show_default=True,
+              help="scalesim: the analytic engine must equal SCALE-Sim in every column; "
+                   "physical: the physical counts must keep SCALE-Sim's cycles and filter "
+                   "traffic and never exceed its other counts.")
 @click.option("--sample", type=click.IntRange(min=1), default=None,
               help="Compare this many random unique shapes [default: all].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample.")
@@ -99,9 +129,9 @@ def profile(arch: str, hw_spec: str, engine: str, granularity: str, out_dir: Pat
               show_default="number of CPUs", help="Processes for SCALE-Sim runs.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
               help="SCALE-Sim result cache [default: $DDI_ENERGY_CACHE or ~/.cache/ddi-energy].")
-def validate(arch: str, hw_spec: str, granularity: str, sample: int | None, seed: int, jobs: int,
-             cache_dir: Path | None) -> None:
-    """Compare the analytic engine with real SCALE-Sim, column by column (exit 1 on mismatch)."""
+def validate(arch: str, hw_spec: str, granularity: str, counts: str, sample: int | None,
+             seed: int, jobs: int, cache_dir: Path | None) -> None:  # fmt: skip
+    """Check a count model against real SCALE-Sim, column by column (exit 1 on a violation)."""
     from ddi_energy.hardware.config import load_hw
     from ddi_energy.models.zoo import walk_arch
     from ddi_energy.tables.rows import row_specs
@@ -109,15 +139,21 @@ def validate(arch: str, hw_spec: str, granularity: str, sample: int | None, seed
 
     specs = row_specs(walk_arch(arch), granularity)
     hw, _ = load_hw(hw_spec)
-    result = run_validation(specs, hw, sample=sample, seed=seed, jobs=jobs, cache_dir=cache_dir)
-    click.echo(f"{arch} on {hw.name} ({hw.rows}x{hw.cols} {hw.dataflow}): {result.shapes} unique "
-               f"shapes ({result.rows} of {len(specs)} table rows) compared")
+    result = run_validation(specs, hw, counts=counts, sample=sample, seed=seed, jobs=jobs,
+                            cache_dir=cache_dir)  # fmt: skip
+    click.echo(f"{arch} on {hw.name} ({hw.rows}x{hw.cols} {hw.dataflow}), {counts} counts: "
+               f"{result.shapes} unique shapes ({result.rows} of {len(specs)} table rows) "
+               "compared")  # fmt: skip
     click.echo(result.per_column.to_string(index=False))
     if not result.ok:
-        click.echo(f"\n{len(result.mismatches)} mismatching values:")
+        click.echo(f"\n{len(result.mismatches)} violating values:")
         click.echo(result.mismatches.head(50).to_string(index=False))
         sys.exit(1)
-    click.echo("0 mismatches: the analytic engine equals SCALE-Sim on every compared row")
+    if counts == "scalesim":
+        click.echo("0 mismatches: the analytic engine equals SCALE-Sim on every compared row")
+    else:
+        click.echo("0 violations: the physical counts keep SCALE-Sim's cycles and filter traffic "
+                   "and never exceed its other counts on every compared row")
 
 
 @cli.command()
@@ -127,14 +163,17 @@ def validate(arch: str, hw_spec: str, granularity: str, sample: int | None, seed
               help="A hardware key and its values, e.g. array.rows=8,16,32 (repeatable; the "
                    "sweep is the cartesian product).")
 @click.option("--engine", type=ENGINE_CHOICE, default="analytic", show_default=True)
+@click.option("--counts", type=COUNTS_CHOICE, default="scalesim", show_default=True,
+              help=COUNTS_HELP)
 @click.option("--granularity", type=GRANULARITY_CHOICE, default="channel", show_default=True)
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("sweeps"),
               show_default=True, help="Directory for the per-point tables and the summary CSV.")
 @click.option("--jobs", type=click.IntRange(min=1), default=DEFAULT_JOBS,
               show_default="number of CPUs", help="Processes for SCALE-Sim runs.")
-def sweep(arch: str, hw_spec: str, vary_items: tuple[str, ...], engine: str, granularity: str,
-          out_dir: Path, jobs: int) -> None:
+def sweep(arch: str, hw_spec: str, vary_items: tuple[str, ...], engine: str, counts: str,
+          granularity: str, out_dir: Path, jobs: int) -> None:  # fmt: skip
     """Profile ARCH on every hardware design point of the --vary grid."""
+    from ddi_energy.engines.registry import count_engine
     from ddi_energy.files import check_writable, cleanup_on_failure
     from ddi_energy.hardware.config import load_hw
     from ddi_energy.models.zoo import walk_arch
@@ -143,16 +182,18 @@ def sweep(arch: str, hw_spec: str, vary_items: tuple[str, ...], engine: str, gra
     walk_arch(arch)
     base, note = load_hw(hw_spec)
     vary = parse_vary(vary_items)
-    n = len(design_points(base, vary))
+    points = design_points(base, vary)
+    count_engine(counts, engine)
     with cleanup_on_failure(out_dir):
         check_writable(out_dir)
-        click.echo(f"sweeping {arch} over {n} design points of {base.name} ({engine} engine)",
+        source = f"{engine} engine" if counts == "scalesim" else "physical counts"
+        click.echo(f"sweeping {arch} over {len(points)} design points of {base.name} ({source})",
                    err=True)
-        summary, path = run_sweep(arch, base, note, vary, out_dir, engine=engine,
+        summary, path = run_sweep(arch, base, note, vary, out_dir, engine=engine, counts=counts,
                                   granularity=granularity, jobs=jobs)
     with pd_display():
         click.echo(summary.drop(columns=["table"]).to_string(index=False))
-    click.echo(f"wrote {n} tables and {path}")
+    click.echo(f"wrote {len(points)} tables and {path}")
 
 
 @cli.command("regenerate-tables")
@@ -178,22 +219,28 @@ def regenerate_tables(out_dir: Path | None) -> None:
 @click.option("--hw", "hw_spec", default=None,
               help="Also price energy and cycles on this hardware config (profiled now with "
                    "the analytic engine).")
+@click.option("--counts", type=COUNTS_CHOICE, default="scalesim", show_default=True,
+              help="Count model of the table profiled from --hw.")
 @click.option("--cost-table", "table_spec", default=None,
               help="Price with this cost table instead: a CSV path or a shipped name such as "
-                   "resnet74_eyeriss.")
+                   "resnet74_eyeriss or resnet74_eyeriss_physical.")
 @click.option("--per-unit/--no-per-unit", default=True, show_default=True,
               help="Print the per-unit table.")
-def inspect(arch: str, gating: str, exits: bool, hw_spec: str | None, table_spec: str | None,
-            per_unit: bool) -> None:
+def inspect(arch: str, gating: str, exits: bool, hw_spec: str | None, counts: str,
+            table_spec: str | None, per_unit: bool) -> None:  # fmt: skip
     """FLOPs (and energy) per unit of a gated ARCH, the gates' overheads, and totals."""
     from ddi_energy.costs.cost_model import cost_model
     from ddi_energy.models.zoo import get_model
     from ddi_energy.reporting.overheads import totals_report, unit_report
+    from ddi_energy.reporting.table_summary import table_models
     from ddi_energy.tables.lookup import cost_table_for
 
     if hw_spec and table_spec:
         raise DDIError("give --hw or --cost-table, not both")
-    table = cost_table_for(arch, hw=hw_spec, cost_table=table_spec, who="analytic engine")
+    table = cost_table_for(arch, hw=hw_spec, cost_table=table_spec, counts=counts,
+                           who="profiled now")  # fmt: skip
+    if table is not None:
+        click.echo(f"cost table {table.attrs['path']}: {table_models(table.attrs['meta'])}")
     model = get_model(arch, gating=gating, exits=exits)
     costs = cost_model(model, table)
     shown = [m for m in ("flops", "energy_pj") if m in costs.metrics]
@@ -224,7 +271,8 @@ def _train_options(func):
         "data_dir": "cifar-10-batches-py directory, or a class-folder root.",
         "loss": "Resource loss: flops | energy | latency (energy/latency need --hw or "
         "--cost-table).", "hw": "Hardware config: its cost table is profiled at start.",
-        "cost_table": "Cost table name (resnet20_eyeriss) or CSV path.",
+        "cost_table": "Cost table name (resnet20_eyeriss, resnet20_eyeriss_physical) or CSV "
+        "path.", "counts": "Count model of the table profiled from --hw: scalesim | physical.",
         "target_skip": "Fraction of the backbone's cost (in the loss's metric) to skip.",
         "alpha": "Weight of E (MFLOPs, µJ or kcycles) in CE + α·E.",
         "steps": "IADI step-2 (joint) steps.", "gate_steps": "IADI step-1 (gates only) steps.",
@@ -330,6 +378,8 @@ def _split(text: str | None, kind: type, option: str) -> list | None:
 @click.option("--data", default=None, help="synthetic (default) | cifar10 | folder.")
 @click.option("--data-dir", default=None, help="Dataset directory for cifar10 / folder.")
 @click.option("--steps", type=int, default=None, help="IADI step-2 steps per run [default: 300].")
+@click.option("--counts", type=COUNTS_CHOICE, default=None,
+              help="Count model of the tables profiled from --hw [default: scalesim].")
 @click.option("--alpha", type=float, default=None, help="Resource loss weight [default: 0.05].")
 @click.option("--device", default=None, help="cpu, cuda, ... [default: cpu].")
 def study(config_path: Path | None, out: str | None, hw: str | None, losses: str | None,
@@ -403,6 +453,10 @@ def plot(run_dirs: tuple[Path, ...], tables: tuple[str, ...], sweeps: tuple[Path
     click.echo(f"wrote {len(stems)} figures (.png and .pdf) to {out_dir}:")
     for stem in stems:
         click.echo(f"  {stem}")
+    if result.tables:
+        click.echo("tables:")
+        for line in result.tables:
+            click.echo(f"  {line}")
     if result.skipped:
         click.echo("skipped:")
         for line in result.skipped:

@@ -40,6 +40,44 @@ def test_eyeriss_matches_the_chip():
     assert hw.scalesim_kb() == (27, 14, 13)
     e = hw.energy_pj
     assert e["dram"] / e["mac"] == pytest.approx(200) and e["sram"] / e["mac"] == pytest.approx(6)
+    # One shared 108 KB global buffer; `auto` would price each third-sized buffer from it.
+    assert hw.sram_ref.pj == e["sram"] and hw.sram_ref.kB == 108
+    assert hw.sram_pj() == dict.fromkeys(("ifmap", "filter", "ofmap"), 1.26)
+    auto = from_dict({**hw.to_dict(), "energy_pj": {**e, "sram": "auto"}}, "x")
+    assert auto.sram_pj() == {"ifmap": 0.9078, "filter": 0.6654, "ofmap": 0.6425}
+
+
+def test_sram_auto_follows_each_buffer():
+    hw = from_dict(_broken(["energy_pj", "sram"], "auto"), "x")
+    # Horowitz fit, 16-bit words: 3.80 pJ x kB^0.473 x 16/64.
+    expect = {op: 3.80 * kb**0.473 / 4 for op, kb in GOOD["sram_kB"].items()}
+    assert hw.sram_pj() == pytest.approx(expect, abs=1e-4)
+    assert expect["ifmap"] == pytest.approx(1.83, abs=0.005)
+    assert from_dict(hw.to_dict(), "again") == hw and "auto" in hw.sram_model()
+    fixed = from_dict(GOOD, "x")
+    assert fixed.sram_pj() == dict.fromkeys(("ifmap", "filter", "ofmap"), 2.0)
+    assert fixed.digest() != hw.digest()
+    anchored = from_dict({**hw.to_dict(), "sram_ref": {"kB": 4, "word_bits": 16, "pj": 3}}, "x")
+    assert anchored.sram_pj()["ifmap"] == 3.0 and from_dict(anchored.to_dict(), "y") == anchored
+
+
+def test_order_is_checked_on_resolved_energies(tmp_path: Path):
+    """rf 1.5 pJ is below a fixed 2 pJ SRAM but above the 1.32 pJ the 2 kB buffers resolve to."""
+    data = _broken(["energy_pj", "rf"], 1.5)
+    assert from_dict(data, "x")
+    data["energy_pj"]["sram"] = "auto"
+    with pytest.raises(DDIError, match=r"dram >= sram >= rf .*sram=auto -> 1\.83\d*/1\.31"):
+        from_dict(data, "x")
+
+
+def test_scalesim_cfg_accepts_auto_sram(tmp_path: Path):
+    cfg = tmp_path / "mine.cfg"
+    cfg.write_text("[architecture_presets]\nArrayHeight : 8\nArrayWidth : 8\n"
+                   "IfmapSramSzkB : 64\nFilterSramSzkB : 8\nOfmapSramSzkB : 8\nDataflow : ws\n")
+    hw, note = load_hw(cfg, {"sram": "auto"})
+    # 8-bit words (a .cfg): 3.80 pJ x kB^0.473 / 8: 3.40 pJ at 64 kB, 1.27 pJ at 8 kB.
+    assert hw.sram_pj() == {"ifmap": 3.3964, "filter": 1.2702, "ofmap": 1.2702}
+    assert "sram=auto" in note
 
 
 def test_path_and_name_give_the_same_config(tmp_path: Path):
@@ -93,6 +131,9 @@ def _broken(path: list[str], value, delete: bool = False) -> dict:
         (_broken(["dataflow"], "rs"), ["dataflow", "'rs'", "os, ws, is"]),
         (_broken(["sram_kB", "filter"], 3), ["sram_kB.filter", "multiple of 2"]),
         (_broken(["energy_pj", "sram"], 500.0), ["dram >= sram >= rf"]),
+        (_broken(["energy_pj", "sram"], "big"), ["energy_pj.sram", "a number or auto"]),
+        (_broken(["sram_ref"], {"kB": 8, "pj": 1}), ["missing key sram_ref.word_bits"]),
+        (_broken(["sram_ref"], {"kB": 8, "word_bits": 16, "pj": -1}), ["sram_ref.pj", "> 0"]),
         (_broken(["array"], [4, 6]), ["array must be a mapping"]),
     ],
 )

@@ -19,19 +19,11 @@ from scalesim.memory.read_buffer_estimate_bw import ReadBufferEstimateBw
 from scalesim.memory.read_port import read_port
 
 from ddi_energy.engines.analytic import IFMAP_STREAMS, analytic_counts
-from ddi_energy.engines.physical import (
-    PaddedShape,
-    PhysicalCounts,
-    PhysicalEngine,
-    _real_only,
-    physical_counts,
-)
+from ddi_energy.engines.physical import PhysicalEngine, _real_only, physical_counts
 from ddi_energy.engines.scalesim_engine import ScaleSimEngine
 from ddi_energy.hardware.config import HardwareConfig, from_dict
 from ddi_energy.models.zoo import walk_arch
-from ddi_energy.workload.shapes import COUNT_FIELDS, ConvShape
-
-NEW_FIELDS = ("sram_ofmap_reads", "dram_ofmap_reads")
+from ddi_energy.workload.shapes import REPORT_FIELDS, AccessCounts, ConvShape, PaddedShape
 
 
 def make_hw(dataflow: str, kb=(64, 64, 64), array=(4, 4)) -> HardwareConfig:
@@ -53,8 +45,8 @@ def make_hw(dataflow: str, kb=(64, 64, 64), array=(4, 4)) -> HardwareConfig:
 CONV3_PAD1 = PaddedShape(6, 6, 3, 3, 2, 3, 1, padding=1, in_h=4, in_w=4)
 
 
-def counts(**kw) -> PhysicalCounts:
-    return PhysicalCounts(**kw)
+def counts(**kw) -> AccessCounts:
+    return AccessCounts(**kw)
 
 
 def test_os_outputs_once_and_no_padding_traffic():
@@ -196,12 +188,12 @@ def network_shapes() -> dict[PaddedShape, str]:
     for arch in ("resnet38", "resnet74", "densenet100"):
         for layer in walk_arch(arch):
             full = (layer.in_channels, layer.out_channels)
-            shapes.setdefault(PaddedShape.of(layer, *full), f"{arch}/{layer.name}")
+            shapes.setdefault(layer.padded_shape(*full), f"{arch}/{layer.name}")
             if arch == "densenet100" or layer.channel_axis is None:
                 continue
             for n in range(1, layer.gated_channels + 1):
                 chans = (n, full[1]) if layer.channel_axis == "in" else (full[0], n)
-                shapes.setdefault(PaddedShape.of(layer, *chans), f"{arch}/{layer.name}")
+                shapes.setdefault(layer.padded_shape(*chans), f"{arch}/{layer.name}")
     return shapes
 
 
@@ -234,7 +226,7 @@ def check_invariants(shapes: dict[PaddedShape, str], hw: HardwareConfig) -> int:
             "ifmap DRAM >= footprint": got.dram_ifmap_reads >= footprint,
             "filter DRAM >= weights": got.dram_filter_reads >= shape.window * shape.filters,
             "not above the replica": all(
-                getattr(got, f) <= getattr(replica, f) for f in COUNT_FIELDS
+                getattr(got, f) <= getattr(replica, f) for f in REPORT_FIELDS
             ),
         }
         if hw.dataflow == "os":

@@ -4,8 +4,8 @@ FLOPs (2 × MACs of conv and FC layers, what `FlopCounterMode` counts) always; w
 also Eq. 6 energy by memory level and cycles. Backbone layers are read from the table at their
 active channel counts (the table must be for this arch, with exactly these shapes and every
 channel count). Gate and exit layers are not in a backbone table: they are priced on the table's
-own hardware config with the analytic engine (SCALE-Sim's exact counts), so overheads and
-backbone share one hardware model.
+own hardware config under its own count model (SCALE-Sim's counts from the analytic engine, or
+the physical model), so overheads and backbone share one hardware model.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from ddi_energy.engines.analytic import AnalyticEngine
+from ddi_energy.engines.registry import count_engine
 from ddi_energy.errors import DDIError
 from ddi_energy.hardware.config import from_dict
 from ddi_energy.hardware.energy import ENERGY_COLUMNS
@@ -99,7 +99,8 @@ class Pricer:
             raise DDIError(f"{self.where}: no hardware config in its .json metadata; it is needed "
                            "to price the gate and exit layers")  # fmt: skip
         hw = from_dict(self._meta["hw"], f"{self.where} metadata")
-        priced = build_table(row_specs(layers, "layer"), hw, AnalyticEngine(), progress=False)
+        engine = count_engine(self._meta.get("counts", "scalesim"))
+        priced = build_table(row_specs(layers, "layer"), hw, engine, progress=False)
         values = priced.assign(flops=2 * priced["macs"])[list(self.metrics)].to_numpy(float)
         for ly, v in zip(layers, values, strict=True):
             self._overhead[ly.name] = torch.tensor(v, dtype=torch.float64)

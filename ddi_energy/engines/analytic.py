@@ -464,6 +464,7 @@ class AnalyticEngine:
     """Engine protocol over `analytic_counts`: milliseconds per layer, no subprocesses."""
 
     name = "analytic"
+    model = "scalesim"
     count = staticmethod(analytic_counts)
 
     def counts(

@@ -36,8 +36,6 @@ DRAM fills and drains are charged once, at the DRAM level, as in the replica's t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from ddi_energy.engines.analytic import (
@@ -51,44 +49,7 @@ from ddi_energy.engines.analytic import (
     _sram_counts,
 )
 from ddi_energy.hardware.config import HardwareConfig
-from ddi_energy.workload.shapes import AccessCounts, ConvShape, Layer
-
-
-@dataclass(frozen=True, order=True)
-class PaddedShape(ConvShape):
-    """A `ConvShape` that knows where its real input lies: `padding` zero rows and columns come
-    first, then `in_h` x `in_w` input pixels; the rest of the padded extent is zeros."""
-
-    padding: int
-    in_h: int
-    in_w: int
-
-    @classmethod
-    def of(cls, layer: Layer, in_channels: int, out_channels: int) -> PaddedShape:
-        """The workload of `layer` with the given active channel counts, padding included."""
-        shape = layer.shape(in_channels, out_channels)
-        return cls(**vars(shape), padding=layer.padding, in_h=layer.in_h, in_w=layer.in_w)
-
-    @classmethod
-    def unpadded(cls, shape: ConvShape) -> PaddedShape:
-        """A shape whose whole extent is real input (no padding)."""
-        fields = {k: getattr(shape, k) for k in ConvShape.__dataclass_fields__}
-        return cls(**fields, padding=0, in_h=shape.ifmap_h, in_w=shape.ifmap_w)
-
-    def real_rows(self) -> tuple[int, int]:
-        """[first, stop) of the real input rows within the padded extent."""
-        return self.padding, min(self.padding + self.in_h, self.ifmap_h)
-
-    def real_cols(self) -> tuple[int, int]:
-        return self.padding, min(self.padding + self.in_w, self.ifmap_w)
-
-
-@dataclass(frozen=True)
-class PhysicalCounts(AccessCounts):
-    """AccessCounts plus the partial-sum traffic SCALE-Sim never counts."""
-
-    sram_ofmap_reads: int
-    dram_ofmap_reads: int
+from ddi_energy.workload.shapes import AccessCounts, ConvShape, PaddedShape
 
 
 def _axis(out: int, filt: int, stride: int, real: tuple[int, int]) -> tuple[int, int]:
@@ -129,7 +90,7 @@ def _ofmap_traffic(shape: ConvShape, hw: HardwareConfig) -> tuple[int, int, int,
     return row_folds * outputs, (row_folds - 1) * outputs, outputs + extra, extra
 
 
-def physical_counts(shape: ConvShape, hw: HardwareConfig) -> PhysicalCounts:
+def physical_counts(shape: ConvShape, hw: HardwareConfig) -> AccessCounts:
     """Counts of one layer under the physical model (module docstring); a plain `ConvShape` is
     taken as unpadded."""
     _check_shape(shape)
@@ -146,7 +107,7 @@ def physical_counts(shape: ConvShape, hw: HardwareConfig) -> PhysicalCounts:
         lambda: _real_only(stream(shape, hw.rows, hw.cols), shape),
     )
     sram_ofmap_w, sram_ofmap_r, dram_ofmap_w, dram_ofmap_r = _ofmap_traffic(shape, hw)
-    return PhysicalCounts(
+    return AccessCounts(
         cycles=demand_rows - 1,
         sram_ifmap_reads=passes * pairs_h * pairs_w * shape.channels,
         sram_filter_reads=sram_filter,
@@ -163,4 +124,5 @@ class PhysicalEngine(AnalyticEngine):
     """Engine protocol over `physical_counts`; give it `PaddedShape`s to exclude padding."""
 
     name = "physical"
+    model = "physical"
     count = staticmethod(physical_counts)

@@ -33,7 +33,7 @@ from ddi_energy.engines.scalesim_files import CONFIG_FILE, LAYOUT_FILE, TOPOLOGY
 from ddi_energy.engines.scalesim_files import write_inputs as _write_inputs
 from ddi_energy.errors import DDIError
 from ddi_energy.hardware.config import HardwareConfig
-from ddi_energy.workload.shapes import COUNT_FIELDS, AccessCounts, ConvShape
+from ddi_energy.workload.shapes import REPORT_FIELDS, AccessCounts, ConvShape
 
 RUN_NAME = "ddi"
 NUMPY_LIMIT = (2, 4)  # scalesim 3.0.0 casts 1-element arrays to int; numpy 2.4 made that an error
@@ -148,9 +148,9 @@ def _parse_entry(data: Any, shape: ConvShape) -> AccessCounts | None:
     if not isinstance(data, dict) or data.get("shape") != asdict(shape):
         return None
     counts = data.get("counts")
-    if not isinstance(counts, dict) or set(counts) != set(COUNT_FIELDS):
+    if not isinstance(counts, dict) or set(counts) != set(REPORT_FIELDS):
         return None
-    if not all(type(counts[f]) is int and counts[f] >= 0 for f in COUNT_FIELDS):
+    if not all(type(counts[f]) is int and counts[f] >= 0 for f in REPORT_FIELDS):
         return None
     return AccessCounts(**counts)
 
@@ -175,7 +175,7 @@ class ShapeCache:
     def store(self, shape: ConvShape, counts: AccessCounts) -> None:
         """Write atomically (temp file + os.replace): a killed run never leaves half an entry."""
         entry = {"scalesim": self.version, "hw": self.hw.sim_key(), "shape": asdict(shape),
-                 "counts": asdict(counts)}
+                 "counts": {f: getattr(counts, f) for f in REPORT_FIELDS}}
         target = self.path(shape)
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -300,6 +300,7 @@ class ScaleSimEngine:
     """
 
     name = "scalesim"
+    model = "scalesim"
 
     def __init__(self, cache_dir: Path | None = None) -> None:
         root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_root()

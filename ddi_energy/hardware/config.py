@@ -19,10 +19,12 @@ from typing import Any
 import yaml
 
 from ddi_energy.errors import DDIError
+from ddi_energy.hardware.sram_energy import HOROWITZ_45NM, MODEL, SramRef, sram_word_pj
 
 DATAFLOWS = ("os", "ws", "is")
 OPERANDS = ("ifmap", "filter", "ofmap")
 LEVELS = ("dram", "sram", "rf", "mac")
+AUTO = "auto"  # energy_pj.sram: per-buffer energy from capacity and word width
 # Energies used for a SCALE-Sim .cfg, which carries none: Eyeriss's normalized costs
 # (DRAM 200, buffer 6, RF 1, MAC 1; Chen et al., ISCA 2016, Table IV) scaled by a 16-bit
 # 65 nm MAC of 0.21 pJ (Accelergy's eyeriss_like reference).
@@ -38,6 +40,8 @@ class HardwareConfig:
 
     `sram_kB` is real storage in kB (1024 bytes) per operand buffer; SCALE-Sim counts 1-byte
     words, so `scalesim_kb()` converts it to SCALE-Sim's 1024-word units at `word_bits`.
+    `energy_pj["sram"]` is a number or "auto" (each buffer's energy from its capacity and word
+    width, scaled from `sram_ref` or Horowitz's 45 nm figures: see `hardware/sram_energy.py`).
     """
 
     name: str
@@ -46,9 +50,31 @@ class HardwareConfig:
     cols: int
     dataflow: str
     sram_kB: dict[str, float]
-    energy_pj: dict[str, float]
+    energy_pj: dict[str, float | str]
     clock_mhz: float | None = None
+    sram_ref: SramRef | None = None
     source: str = field(default="", compare=False)
+
+    @property
+    def sram_auto(self) -> bool:
+        return self.energy_pj["sram"] == AUTO
+
+    def sram_pj(self) -> dict[str, float]:
+        """pJ per word access of each operand buffer: the fixed number, or resolved from the
+        buffer's capacity (auto)."""
+        if not self.sram_auto:
+            return {op: float(self.energy_pj["sram"]) for op in OPERANDS}
+        ref = self.sram_ref or HOROWITZ_45NM
+        return {op: sram_word_pj(self.sram_kB[op], self.word_bits, ref) for op in OPERANDS}
+
+    def sram_model(self) -> str:
+        """How the SRAM energies were obtained (recorded in table metadata)."""
+        if not self.sram_auto:
+            return "fixed: energy_pj.sram for every buffer"
+        ref = self.sram_ref or HOROWITZ_45NM
+        anchor = "config's sram_ref" if self.sram_ref else "Horowitz 45 nm fit"
+        return (f"auto: {MODEL}; anchored at {ref.pj:g} pJ per {ref.word_bits}-bit access "
+                f"from {ref.kB:g} kB ({anchor})")
 
     def scalesim_kb(self) -> tuple[int, int, int]:
         """Buffer sizes for SCALE-Sim's `*SramSzkB` keys (1024 words of `word_bits` each)."""
@@ -75,6 +101,9 @@ class HardwareConfig:
         }
         if self.clock_mhz is not None:
             d["clock_mhz"] = self.clock_mhz
+        if self.sram_ref is not None:
+            d["sram_ref"] = {"kB": self.sram_ref.kB, "word_bits": self.sram_ref.word_bits,
+                             "pj": self.sram_ref.pj}  # fmt: skip
         return d
 
     def digest(self) -> str:
@@ -87,11 +116,12 @@ def _err(src: str, msg: str) -> DDIError:
     return DDIError(f"{src}: {msg}")
 
 
-def _number(src: str, key: str, value: Any, *, integer: bool, positive: bool = True) -> float:
+def _number(src: str, key: str, value: Any, *, integer: bool, positive: bool = True,
+            kind: str | None = None) -> float:  # fmt: skip
     if isinstance(value, str):
         value = _scientific(value)  # YAML 1.1 reads 1e3 (no dot) as a string
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        kind = "a whole number" if integer else "a number"
+        kind = kind or ("a whole number" if integer else "a number")
         return _raise(src, f"{key} = {value!r} must be {kind}")
     if not math.isfinite(value):
         return _raise(src, f"{key} = {value!r} must be a finite number")
@@ -129,7 +159,7 @@ def _mapping(src: str, key: str, value: Any, keys: tuple[str, ...]) -> dict[str,
 
 
 REQUIRED = ("name", "word_bits", "array", "dataflow", "sram_kB", "energy_pj")
-OPTIONAL = ("clock_mhz", "description")
+OPTIONAL = ("clock_mhz", "sram_ref", "description")
 
 
 def from_dict(data: Any, src: str) -> HardwareConfig:
@@ -168,17 +198,22 @@ def from_dict(data: Any, src: str) -> HardwareConfig:
                 f"SCALE-Sim needs whole K words: use a multiple of {word_bits / 8:g} kB",
             )
     energy = _mapping(src, "energy_pj", data["energy_pj"], LEVELS)
-    energy_pj = {lv: _number(src, f"energy_pj.{lv}", energy[lv], integer=False) for lv in LEVELS}
-    if not energy_pj["dram"] >= energy_pj["sram"] >= energy_pj["rf"]:
-        _raise(
-            src,
-            "energy_pj must satisfy dram >= sram >= rf (pJ per word access); got "
-            + ", ".join(f"{k}={v:g}" for k, v in energy_pj.items()),
-        )
+    energy_pj: dict[str, float | str] = {
+        lv: AUTO if lv == "sram" and energy[lv] == AUTO
+        else _number(src, f"energy_pj.{lv}", energy[lv], integer=False,
+                     kind="a number or auto" if lv == "sram" else None)
+        for lv in LEVELS
+    }  # fmt: skip
     clock = data.get("clock_mhz")
     if clock is not None:
         clock = _number(src, "clock_mhz", clock, integer=False)
-    return HardwareConfig(
+    ref = data.get("sram_ref")
+    if ref is not None:
+        ref = _mapping(src, "sram_ref", ref, ("kB", "word_bits", "pj"))
+        ref = SramRef(kB=_number(src, "sram_ref.kB", ref["kB"], integer=False),
+                      word_bits=_number(src, "sram_ref.word_bits", ref["word_bits"], integer=True),
+                      pj=_number(src, "sram_ref.pj", ref["pj"], integer=False))  # fmt: skip
+    hw = HardwareConfig(
         name=name,
         word_bits=word_bits,
         rows=rows,
@@ -187,8 +222,22 @@ def from_dict(data: Any, src: str) -> HardwareConfig:
         sram_kB=sram_kb,
         energy_pj=energy_pj,
         clock_mhz=clock,
+        sram_ref=ref,
         source=src,
     )
+    _check_order(hw, src)
+    return hw
+
+
+def _check_order(hw: HardwareConfig, src: str) -> None:
+    """dram >= every buffer's SRAM energy >= rf, on the resolved values (auto included)."""
+    e, sram = hw.energy_pj, hw.sram_pj()
+    if e["dram"] >= max(sram.values()) and min(sram.values()) >= e["rf"]:
+        return
+    resolved = "/".join(f"{v:g}" for v in sram.values())
+    label = f"sram=auto -> {resolved} (ifmap/filter/ofmap)" if hw.sram_auto else f"sram={resolved}"
+    _raise(src, "energy_pj must satisfy dram >= sram >= rf (pJ per word access); got "
+                f"dram={e['dram']:g}, {label}, rf={e['rf']:g}")  # fmt: skip
 
 
 def bundled_configs() -> dict[str, Path]:
@@ -213,7 +262,7 @@ def resolve(spec: str) -> Path:
 
 
 def load_hw(
-    spec: str | Path, energy_pj: dict[str, float] | None = None
+    spec: str | Path, energy_pj: dict[str, float | str] | None = None
 ) -> tuple[HardwareConfig, str]:
     """Load a YAML config or a SCALE-Sim `.cfg`; returns the config and a note on energy sources.
 
@@ -231,7 +280,7 @@ def load_hw(
         used = {**DEFAULT_ENERGY_PJ, **(energy_pj or {})}
         note = "energies from " + ("flags and " if energy_pj else "") + (
             "defaults (a SCALE-Sim .cfg has none): "
-            + ", ".join(f"{k}={v:g} pJ" for k, v in used.items())
+            + ", ".join(f"{k}={v:g} pJ" if v != AUTO else f"{k}={v}" for k, v in used.items())
         )
         return hw, note
     try:
@@ -250,7 +299,7 @@ def load_hw(
 
 
 def _from_scalesim_cfg(
-    text: str, src: str, energy_pj: dict[str, float] | None
+    text: str, src: str, energy_pj: dict[str, float | str] | None
 ) -> HardwareConfig:
     """Read a SCALE-Sim config: array, dataflow and buffers; 1-byte words as SCALE-Sim has."""
     parser = configparser.ConfigParser()

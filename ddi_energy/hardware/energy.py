@@ -2,6 +2,8 @@
 
 SCALE-Sim reports DRAM and SRAM (buffer) accesses but nothing inside the PEs, so the register
 file level is modelled here from the MAC count and the dataflow's mapping (see `rf_accesses`).
+SRAM energy is summed per operand buffer, each at its own pJ per word (`HardwareConfig.sram_pj`:
+a buffer's energy follows its capacity when `energy_pj.sram` is auto).
 """
 
 from __future__ import annotations
@@ -10,8 +12,14 @@ import pandas as pd
 
 from ddi_energy.hardware.config import HardwareConfig
 
-SRAM_COLUMNS = ("sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes")
-DRAM_COLUMNS = ("dram_ifmap_reads", "dram_filter_reads", "dram_ofmap_writes")
+# Accesses of each operand buffer; the partial-sum reads are 0 in SCALE-Sim's counts.
+SRAM_BY_BUFFER = {
+    "ifmap": ("sram_ifmap_reads",),
+    "filter": ("sram_filter_reads",),
+    "ofmap": ("sram_ofmap_writes", "sram_ofmap_reads"),
+}
+SRAM_COLUMNS = tuple(c for cols in SRAM_BY_BUFFER.values() for c in cols)
+DRAM_COLUMNS = ("dram_ifmap_reads", "dram_filter_reads", "dram_ofmap_writes", "dram_ofmap_reads")
 ENERGY_COLUMNS = ("energy_dram_pj", "energy_sram_pj", "energy_rf_pj", "energy_mac_pj")
 
 # Per MAC a PE reads its ifmap operand, its weight and the partial sum, and writes the partial sum
@@ -47,7 +55,10 @@ def add_energy(frame: pd.DataFrame, hw: HardwareConfig) -> pd.DataFrame:
     out = frame.copy()
     out["rf_accesses"] = rf_accesses(out, hw.dataflow)
     out["energy_dram_pj"] = e["dram"] * out[list(DRAM_COLUMNS)].sum(axis=1)
-    out["energy_sram_pj"] = e["sram"] * out[list(SRAM_COLUMNS)].sum(axis=1)
+    sram = hw.sram_pj()
+    out["energy_sram_pj"] = sum(
+        sram[buf] * out[list(cols)].sum(axis=1) for buf, cols in SRAM_BY_BUFFER.items()
+    )
     out["energy_rf_pj"] = e["rf"] * out["rf_accesses"]
     out["energy_mac_pj"] = e["mac"] * out["macs"]
     out["energy_pj"] = out[list(ENERGY_COLUMNS)].sum(axis=1)

@@ -24,6 +24,7 @@ from matplotlib.patches import Patch
 
 from ddi_energy.errors import DDIError
 from ddi_energy.files import check_writable
+from ddi_energy.reporting.table_summary import models_short, table_models
 from ddi_energy.tables.io import load_cost_table
 
 COLUMN_IN = 3.5  # a paper column, inches
@@ -372,11 +373,57 @@ def energy_by_level(table: pd.DataFrame, name: str | None = None) -> Figure:
     total_ax.set_xlim(0, 1.35 * max(values))
     total_ax.set_xlabel(f"network total per inference ({tunit})")
     total_ax.grid(False, axis="y")
-    hw = table.attrs.get("meta", {}).get("hw", {})
+    meta = table.attrs.get("meta", {})
+    hw = meta.get("hw", {})
     hw_text = f" on {hw['name']}" if hw.get("name") else ""
-    arch = table.attrs.get("meta", {}).get("arch", name)
-    fig.suptitle(f"Energy by memory level: {arch}{hw_text}\n(full network: "
-                 f"{number(total / tdiv)} {tunit} per inference)")  # fmt: skip
+    arch = meta.get("arch", name)
+    fig.suptitle(f"Energy by memory level: {arch}{hw_text}\n{models_short(meta)}: "
+                 f"{number(total / tdiv)} {tunit} per inference")  # fmt: skip
+    return fig
+
+
+def count_model_pairs(tables: Sequence[pd.DataFrame]) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
+    """(scalesim, physical) tables of the same arch, hardware config and granularity."""
+    def key(t: pd.DataFrame) -> tuple:
+        m = t.attrs.get("meta", {})
+        return m.get("arch"), m.get("hw_digest"), m.get("granularity")
+
+    by_model = {m: {key(t): t for t in tables if t.attrs.get("meta", {}).get("counts") == m}
+                for m in ("scalesim", "physical")}  # fmt: skip
+    return [(t, by_model["physical"][k]) for k, t in by_model["scalesim"].items()
+            if k in by_model["physical"]]  # fmt: skip
+
+
+@styled
+def count_models(scalesim: pd.DataFrame, physical: pd.DataFrame) -> Figure:
+    """Network energy per inference by memory level under SCALE-Sim's counts and the physical
+    counts of the same mapping, with physical / SCALE-Sim above each pair."""
+    totals = {name: {k: float(full_rows(t)[f"energy_{k}_pj"].astype(float).sum()) for k in LEVELS}
+              for name, t in (("scalesim", scalesim), ("physical", physical))}  # fmt: skip
+    for levels in totals.values():
+        levels["total"] = sum(levels.values())
+    keys = [*LEVELS, "total"]
+    div, unit = energy_scale(max(totals["scalesim"]["total"], totals["physical"]["total"]))
+    fig = new_figure(2.9)
+    ax = fig.subplots()
+    for offset, name, color in ((-0.2, "scalesim", "0.65"), (0.2, "physical", "#4c72b0")):
+        ax.bar([i + offset for i in range(len(keys))], [totals[name][k] / div for k in keys],
+               0.4, color=color, label=f"{name} counts")  # fmt: skip
+    for i, k in enumerate(keys):
+        ratio = totals["physical"][k] / totals["scalesim"][k] if totals["scalesim"][k] else 1
+        top = max(totals["scalesim"][k], totals["physical"][k]) / div
+        ax.text(i, top, f"×{ratio:.2f}", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(keys)), [LEVELS.get(k, "total") for k in keys])
+    ax.set_ylabel(f"energy per inference ({unit})")
+    ax.set_ylim(0, 1.15 * totals["scalesim"]["total"] / div)
+    ax.grid(False, axis="x")
+    ax.legend(loc="upper left", frameon=False)
+    meta = physical.attrs.get("meta", {})
+    hw = meta.get("hw", {})
+    sram = models_short(meta).split(", ", 1)[1]
+    fig.suptitle(f"SCALE-Sim vs physical counts: {meta.get('arch')} on {hw.get('name')}\n"
+                 f"({hw.get('array', {}).get('rows')}×{hw.get('array', {}).get('cols')} "
+                 f"{hw.get('dataflow')}, {sram}; physical / SCALE-Sim above)")  # fmt: skip
     return fig
 
 
@@ -549,6 +596,7 @@ def sweep(summary: pd.DataFrame, name: str) -> Figure:
 class PlotResult:
     written: list[Path] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # "kind (input): reason"
+    tables: list[str] = field(default_factory=list)  # "table: its count and energy models"
 
 
 def sweep_name(path: Path) -> str:
@@ -589,7 +637,14 @@ def plot_all(run_dirs: Sequence[Path] = (), tables: Sequence[str] = (),
     if not loaded:
         result.skipped.append("energy_by_level, staircase: no --table given")
     names = unique([table_name(t) for t in loaded])
+    for scalesim, physical in count_model_pairs(loaded):
+        name = table_name(scalesim)
+        drawn.append((f"count_models_{name}", lambda s=scalesim, p=physical: count_models(s, p)))
+    if loaded and not count_model_pairs(loaded):
+        result.skipped.append("count_models: no scalesim and physical table of the same arch "
+                              "and config among --table")  # fmt: skip
     for table, name in zip(loaded, names, strict=True):
+        result.tables.append(f"{name}: {table_models(table.attrs.get('meta', {}))}")
         drawn.append((f"energy_by_level_{name}", lambda t=table, n=name: energy_by_level(t, n)))
         if swept_layers(table):
             staircase_layers(table, layers, name)  # check --layers before writing anything

@@ -1,4 +1,5 @@
-"""Readable text views of a cost table: per-layer summary and full-network totals."""
+"""Readable text views of a cost table: its count and energy models, per-layer summary and
+full-network totals."""
 
 from __future__ import annotations
 
@@ -8,6 +9,37 @@ from ddi_energy.tables.columns import network_totals
 
 LEVELS = (("DRAM", "energy_dram_pj"), ("SRAM", "energy_sram_pj"), ("RF", "energy_rf_pj"),
           ("MAC", "energy_mac_pj"))  # fmt: skip
+
+
+def sram_text(sram_pj: dict[str, float], auto: bool) -> str:
+    """`SRAM auto: ifmap 3.396, filter 3.396, ofmap 3.396 pJ/word` (or `SRAM 1.25 pJ/word`)."""
+    if not auto and len(set(sram_pj.values())) == 1:
+        return f"SRAM {next(iter(sram_pj.values())):g} pJ/word"
+    per = ", ".join(f"{op} {e:g}" for op, e in sram_pj.items())
+    return f"SRAM {'auto' if auto else 'fixed'}: {per} pJ/word"
+
+
+def models_short(meta: dict) -> str:
+    """`physical counts, SRAM auto` (for figure titles)."""
+    if not meta:
+        return "no metadata"
+    sram = meta.get("hw", {}).get("energy_pj", {}).get("sram")
+    sram = "auto" if sram == "auto" else f"{sram:g} pJ" if isinstance(sram, (int, float)) else "?"
+    return f"{meta.get('counts', 'scalesim')} counts, SRAM {sram}"
+
+
+def table_models(meta: dict) -> str:
+    """Which count model and energy model a table's numbers come from (from its metadata)."""
+    if not meta:
+        return "count and energy model unknown (no .json metadata beside the table)"
+    counts = meta.get("counts", "scalesim")  # tables from before the physical model
+    hw = meta.get("hw", {})
+    energy = hw.get("energy_pj", {})
+    sram = meta.get("sram_pj") or dict.fromkeys(("ifmap", "filter", "ofmap"), energy.get("sram"))
+    dram = energy.get("dram")
+    dram = f"{dram:g}" if isinstance(dram, (int, float)) else "?"
+    return (f"{counts} counts; energy Eq. 6 with DRAM {dram} pJ/word, "
+            f"{sram_text(sram, energy.get('sram') == 'auto')}")
 
 
 def _fmt_energy(pj: float) -> str:

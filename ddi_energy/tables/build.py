@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from ddi_energy.engines.registry import Engine, get_engine
+from ddi_energy.engines.registry import COUNT_MODEL_NOTES, Engine, count_engine
 from ddi_energy.hardware.config import HardwareConfig
 from ddi_energy.hardware.energy import RF_MODEL, add_energy
 from ddi_energy.models.zoo import walk_arch
@@ -29,15 +29,20 @@ def build_table(
     jobs: int = 1,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Run the engine on the unique shapes of `specs` and assemble the Eq. 6 table."""
+    """Run the engine on the unique shapes of `specs` and assemble the Eq. 6 table (a physical
+    engine gets the shapes with their padding)."""
+
+    def key(spec: RowSpec) -> ConvShape:
+        return spec.padded_shape if engine.model == "physical" else spec.shape
+
     names: dict[ConvShape, str] = {}
     for spec in specs:
-        names.setdefault(spec.shape, spec.name)
+        names.setdefault(key(spec), spec.name)
     counts = engine.counts(list(names), hw, jobs=jobs, progress=progress, names=names)
     records = []
     for spec in specs:
         shape, layer = spec.shape, spec.layer
-        c = counts[shape]
+        c = counts[key(spec)]
         records.append(
             {
                 "layer": layer.name,
@@ -83,7 +88,7 @@ def metadata(
     arch: str,
     hw: HardwareConfig,
     energy_note: str,
-    engine: str,
+    engine: Engine,
     granularity: Granularity,
     seconds: float,
     table: pd.DataFrame,
@@ -94,19 +99,24 @@ def metadata(
         "hw": hw.to_dict(),
         "hw_source": source_name(hw),
         "hw_digest": hw.digest(),
-        "engine": engine,
+        "engine": engine.name,
+        "counts": engine.model,
+        "count_model": COUNT_MODEL_NOTES[engine.model],
         "scalesim_version": version("scalesim"),
         "ddi_energy_version": version("ddi-energy"),
         "granularity": granularity,
         "rows": len(table),
         "content_sha256": content_digest(table),
         "units": {
-            "counts": f"words of {hw.word_bits} bits, as SCALE-Sim's reports count them",
+            "counts": f"words of {hw.word_bits} bits",
             "cycles": "cycles (SCALE-Sim 'Total Cycles', CALC mode, no stalls)",
             "energy": "pJ",
             "ifmap_h": "padded input extent read by the layer (SCALE-Sim topology value)",
         },
-        "energy_model": "Eq. 6: E = sum_level accesses x e_level + MACs x e_mac",
+        "energy_model": "Eq. 6: E = sum_level accesses x e_level + MACs x e_mac; SRAM summed "
+        "per operand buffer at its own pJ per word",
+        "sram_model": hw.sram_model(),
+        "sram_pj": hw.sram_pj(),
         "energy_source": energy_note,
         "rf_model": RF_MODEL,
         "totals_full_network": network_totals(table),
@@ -116,9 +126,12 @@ def metadata(
     }
 
 
-def table_stem(arch: str, hw: HardwareConfig, granularity: Granularity) -> str:
-    """File stem of a table: `<arch>_<hw>` (channel) or `<arch>_<hw>_layer`."""
-    return f"{arch}_{hw.name}" + ("_layer" if granularity == "layer" else "")
+def table_stem(arch: str, hw: HardwareConfig, granularity: Granularity,
+               counts: str = "scalesim") -> str:  # fmt: skip
+    """File stem of a table: `<arch>_<hw>`, then `_physical` for physical counts and `_layer`
+    for layer granularity (`resnet20_eyeriss_physical_layer`)."""
+    return (f"{arch}_{hw.name}" + ("_physical" if counts == "physical" else "")
+            + ("_layer" if granularity == "layer" else ""))  # fmt: skip
 
 
 def run_profile(
@@ -127,19 +140,20 @@ def run_profile(
     energy_note: str,
     *,
     engine: str = "analytic",
+    counts: str = "scalesim",
     granularity: Granularity = "channel",
     jobs: int = 1,
     progress: bool = True,
     cache_dir: Path | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The table of `arch` on `hw` and its metadata (not written: see `write_table`)."""
+    """The table of `arch` on `hw` under a count model (`scalesim` from `engine`, or
+    `physical`) and its metadata (not written: see `write_table`)."""
     start = time.perf_counter()
     specs = row_specs(walk_arch(arch), granularity)
-    table = build_table(
-        specs, hw, get_engine(engine, cache_dir=cache_dir), jobs=jobs, progress=progress
-    )
+    counter = count_engine(counts, engine, cache_dir=cache_dir)
+    table = build_table(specs, hw, counter, jobs=jobs, progress=progress)
     meta = metadata(
-        arch=arch, hw=hw, energy_note=energy_note, engine=engine, granularity=granularity,
+        arch=arch, hw=hw, energy_note=energy_note, engine=counter, granularity=granularity,
         seconds=time.perf_counter() - start, table=table,
     )  # fmt: skip
     return table, meta

@@ -14,13 +14,19 @@ from ddi_energy.hardware.energy import ENERGY_COLUMNS
 TABLE_COLUMNS = (
     "layer", "in_channels", "out_channels", "full_in_channels", "full_out_channels",
     "ifmap_h", "ifmap_w", "filter_h", "filter_w", "stride", "macs", "cycles",
-    "sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes",
-    "dram_ifmap_reads", "dram_filter_reads", "dram_ofmap_writes", "rf_accesses",
+    "sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes", "sram_ofmap_reads",
+    "dram_ifmap_reads", "dram_filter_reads", "dram_ofmap_writes", "dram_ofmap_reads",
+    "rf_accesses",
     "energy_dram_pj", "energy_sram_pj", "energy_rf_pj", "energy_mac_pj", "energy_pj",
     # Beyond the required columns: what a consumer of the table needs to map rows to gates.
     "layer_index", "kind", "is_full", "layer_gate", "channel_gate", "channel_axis",
     "ofmap_h", "ofmap_w", "padding",
 )  # fmt: skip
+
+
+# Columns tables written before the physical count model lack; 0 is their value (SCALE-Sim
+# counts no partial-sum reads).
+PSUM_COLUMNS = ("sram_ofmap_reads", "dram_ofmap_reads")
 
 
 def network_totals(table: pd.DataFrame) -> dict[str, float]:

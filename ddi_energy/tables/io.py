@@ -17,7 +17,7 @@ import pandas as pd
 
 from ddi_energy.errors import DDIError, warn
 from ddi_energy.files import atomic_write_all
-from ddi_energy.tables.columns import TABLE_COLUMNS, TEXT_COLUMNS, content_digest
+from ddi_energy.tables.columns import PSUM_COLUMNS, TABLE_COLUMNS, TEXT_COLUMNS, content_digest
 
 
 def shipped_dir() -> Path:
@@ -51,12 +51,15 @@ def load_cost_table(spec: str | Path) -> pd.DataFrame:
         table = pd.read_csv(path, keep_default_na=False)
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise DDIError(f"{path}: not a readable CSV cost table ({exc})") from None
-    missing = [c for c in TABLE_COLUMNS if c not in table.columns]
+    missing = [c for c in TABLE_COLUMNS if c not in table.columns and c not in PSUM_COLUMNS]
     if missing:
         raise DDIError(f"{path}: not a cost table, missing column {missing[0]!r}")
     meta_path = path.with_suffix(".json")
     meta = _metadata(meta_path)
     _check_content(table, meta, path, meta_path)
+    for column in PSUM_COLUMNS:  # a table from before the physical model: SCALE-Sim counts
+        if column not in table.columns:
+            table[column] = 0
     table.attrs["meta"] = meta
     table.attrs["path"] = str(path)
     return table
@@ -84,7 +87,8 @@ def _check_content(table: pd.DataFrame, meta: dict[str, Any], path: Path,
         raise DDIError(f"{path}: truncated cost table: {len(table)} rows, but {meta_path.name} "
                        f"records {recorded}; profile it again")  # fmt: skip
     for column in TABLE_COLUMNS:
-        if column in TEXT_COLUMNS or pd.api.types.is_numeric_dtype(table[column]):
+        if column in TEXT_COLUMNS or column not in table or pd.api.types.is_numeric_dtype(
+                table[column]):  # fmt: skip
             continue
         values = pd.to_numeric(table[column], errors="coerce")
         row = int(values.isna().to_numpy().nonzero()[0][0])

@@ -1,6 +1,6 @@
 """The one way to get a cost table for an arch: a table by name or path, or a fresh profile of
-the arch on a hardware config (analytic engine, about a second). Used by training, evaluation
-and `inspect`."""
+the arch on a hardware config (analytic engine or the physical count model, about a second).
+Used by training, evaluation and `inspect`."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from ddi_energy.tables.io import load_cost_table
 
 
 def cost_table_for(arch: str, *, hw: str | None = None, cost_table: str | None = None,
+                   counts: str = "scalesim",
                    who: str = "profiled") -> pd.DataFrame | None:  # fmt: skip
-    """`cost_table` loaded, or `arch` profiled on `hw` now, or None when neither is given.
+    """`cost_table` loaded, or `arch` profiled on `hw` now under the `counts` model, or None
+    when neither is given (a loaded table brings its own count model).
 
     A profiled table carries its metadata in `attrs["meta"]` like a loaded one, and a path-like
     label `<arch on hw, who>` in `attrs["path"]` for error messages.
@@ -25,7 +27,7 @@ def cost_table_for(arch: str, *, hw: str | None = None, cost_table: str | None =
         return load_cost_table(cost_table)
     if hw:
         config, note = load_hw(hw)
-        table, meta = run_profile(arch, config, note, progress=False)
-        table.attrs.update(meta=meta, path=f"<{arch} on {config.name}, {who}>")
+        table, meta = run_profile(arch, config, note, counts=counts, progress=False)
+        table.attrs.update(meta=meta, path=f"<{arch} on {config.name}, {counts} counts, {who}>")
         return table
     return None

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from ddi_energy.workload.shapes import ConvShape, Layer
+from ddi_energy.workload.shapes import ConvShape, Layer, PaddedShape
 
 Granularity = Literal["channel", "layer"]
 
@@ -27,6 +27,11 @@ class RowSpec:
     @property
     def shape(self) -> ConvShape:
         return self.layer.shape(self.in_channels, self.out_channels)
+
+    @property
+    def padded_shape(self) -> PaddedShape:
+        """`shape` with the layer's padding (what the physical count model needs)."""
+        return self.layer.padded_shape(self.in_channels, self.out_channels)
 
     @property
     def is_full(self) -> bool:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ddi_energy.costs.cost_model import MODES
+from ddi_energy.engines.registry import COUNT_MODELS
 from ddi_energy.errors import DDIError
 from ddi_energy.files import check_keys, load_mapping
 from ddi_energy.models.dynamic import GATINGS
@@ -29,6 +30,7 @@ class TrainConfig:
     loss: str = "flops"  # flops | energy | latency
     hw: str | None = None  # hardware config: a table is profiled at start (analytic engine)
     cost_table: str | None = None  # or a cost table (name or path)
+    counts: str = "scalesim"  # count model of a table profiled from hw: scalesim | physical
     target_skip: float = 0.5  # fraction of the backbone's cost, in the loss's metric, to skip
     alpha: float = 2e-4
     lr: float = 0.05
@@ -66,6 +68,11 @@ class TrainConfig:
             raise DDIError(f"loss = {self.loss!r} needs --hw or --cost-table (a hardware model)")
         if self.hw and self.cost_table:
             raise DDIError("give hw or cost_table, not both")
+        if self.counts not in COUNT_MODELS:
+            raise bad("counts", f"allowed: {', '.join(COUNT_MODELS)}")
+        if self.cost_table and self.counts != "scalesim":
+            raise DDIError(f"counts = {self.counts!r} applies to a table profiled from hw; a "
+                           "cost table brings its own (e.g. resnet20_eyeriss_physical)")
         if not 0 <= self.target_skip < 1:
             raise bad("target_skip", "must be in [0, 1)")
         for key in ("alpha", "weight_decay", "momentum"):

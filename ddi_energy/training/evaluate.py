@@ -58,9 +58,12 @@ def load_run(run: Path | None, checkpoint: Path | None) -> tuple[TrainConfig, di
 
 
 def eval_table(cfg: TrainConfig, hw: str | None, cost_table: str | None) -> pd.DataFrame:
-    """The run's own hardware model, else the one given, else the bundled Eyeriss config."""
+    """The one given, else the run's own hardware model, else the bundled Eyeriss config. A
+    config given or defaulted here is profiled with the run's count model."""
     if hw or cost_table:
-        cfg = TrainConfig(**{**cfg.__dict__, "hw": hw, "cost_table": cost_table})
+        counts = "scalesim" if cost_table else cfg.counts  # a table brings its own
+        cfg = TrainConfig(**{**cfg.__dict__, "hw": hw, "cost_table": cost_table,
+                             "counts": counts})  # fmt: skip
     elif not (cfg.hw or cfg.cost_table):
         cfg = TrainConfig(**{**cfg.__dict__, "hw": DEFAULT_HW})
     return run_cost_table(cfg)

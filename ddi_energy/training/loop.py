@@ -44,7 +44,8 @@ LOSS_UNITS = {"flops": 1e6, "energy_pj": 1e6, "cycles": 1e3}
 
 def run_cost_table(cfg: TrainConfig) -> pd.DataFrame | None:
     """The run's cost table: loaded, or profiled from `hw` now (seconds), or None."""
-    return cost_table_for(cfg.arch, hw=cfg.hw, cost_table=cfg.cost_table, who="profiled by the run")
+    return cost_table_for(cfg.arch, hw=cfg.hw, cost_table=cfg.cost_table, counts=cfg.counts,
+                          who="profiled by the run")  # fmt: skip
 
 
 def backbone_skip(costs: CostModel, out, col: int) -> Tensor:

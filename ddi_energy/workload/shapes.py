@@ -3,7 +3,8 @@
 `Layer` is what the layer walker reports for a network (PyTorch view: unpadded input, padding,
 which gate controls it). `ConvShape` is the exact workload a simulator sees (SCALE-Sim view:
 padded input extent, ceil output rule). Engines are keyed by `ConvShape`, so two layers of the
-same shape are simulated once.
+same shape are simulated once. `PaddedShape` adds where the real input lies in that extent, which
+the physical count model needs (zero padding is never fetched).
 """
 
 from __future__ import annotations
@@ -47,6 +48,29 @@ class ConvShape:
     @property
     def macs(self) -> int:
         return self.ofmap_pixels * self.filters * self.window
+
+
+@dataclass(frozen=True, order=True)
+class PaddedShape(ConvShape):
+    """A `ConvShape` that knows where its real input lies: `padding` zero rows and columns come
+    first, then `in_h` x `in_w` input pixels; the rest of the padded extent is zeros."""
+
+    padding: int
+    in_h: int
+    in_w: int
+
+    @classmethod
+    def unpadded(cls, shape: ConvShape) -> PaddedShape:
+        """A shape whose whole extent is real input (no padding)."""
+        fields = {k: getattr(shape, k) for k in ConvShape.__dataclass_fields__}
+        return cls(**fields, padding=0, in_h=shape.ifmap_h, in_w=shape.ifmap_w)
+
+    def real_rows(self) -> tuple[int, int]:
+        """[first, stop) of the real input rows within the padded extent."""
+        return self.padding, min(self.padding + self.in_h, self.ifmap_h)
+
+    def real_cols(self) -> tuple[int, int]:
+        return self.padding, min(self.padding + self.in_w, self.ifmap_w)
 
 
 @dataclass(frozen=True)
@@ -105,6 +129,13 @@ class Layer:
             stride=self.stride,
         )
 
+    def padded_shape(
+        self, in_channels: int | None = None, out_channels: int | None = None
+    ) -> PaddedShape:
+        """`shape()` plus this layer's padding and input size."""
+        shape = self.shape(in_channels, out_channels)
+        return PaddedShape(**vars(shape), padding=self.padding, in_h=self.in_h, in_w=self.in_w)
+
     @property
     def macs(self) -> int:
         return self.shape().macs
@@ -112,7 +143,9 @@ class Layer:
 
 @dataclass(frozen=True)
 class AccessCounts:
-    """Per-layer counts exactly as SCALE-Sim's COMPUTE and DETAILED_ACCESS reports give them."""
+    """Per-layer counts: the first seven as SCALE-Sim's COMPUTE and DETAILED_ACCESS reports give
+    them; then the partial-sum reads SCALE-Sim never counts (0 in its counts, see
+    `engines/physical.py`)."""
 
     cycles: int  # "Total Cycles" (compute cycles, no prefetch) of COMPUTE_REPORT.csv
     sram_ifmap_reads: int
@@ -121,6 +154,9 @@ class AccessCounts:
     dram_ifmap_reads: int
     dram_filter_reads: int
     dram_ofmap_writes: int
+    sram_ofmap_reads: int = 0  # partial sums read back for accumulation
+    dram_ofmap_reads: int = 0  # spilled partial sums read back from DRAM
 
 
 COUNT_FIELDS: tuple[str, ...] = tuple(AccessCounts.__dataclass_fields__)
+REPORT_FIELDS: tuple[str, ...] = COUNT_FIELDS[:7]  # what SCALE-Sim's reports hold
