@@ -585,7 +585,7 @@ def sweep(summary: pd.DataFrame, name: str) -> Figure:
     c_ax.set_xlabel("design point")
     c_ax.grid(False, axis="x")
     e_ax.grid(False, axis="x")
-    fig.suptitle(f"Hardware sweep: {name} ({len(summary)} design points)")
+    fig.suptitle(f"Hardware sweep: {name}\n({len(summary)} design points)")
     return fig
 
 
