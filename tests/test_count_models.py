@@ -88,6 +88,21 @@ def test_train_config_counts():
         load_config(None, {"cost_table": "resnet8_eyeriss", "counts": "physical"})
 
 
+def test_runs_profile_and_evaluate_with_their_count_model():
+    from ddi_energy.experiments.study import load_study_config
+    from ddi_energy.training.evaluate import eval_table
+    from ddi_energy.training.loop import run_cost_table
+
+    study = load_study_config(None, {"train": {"counts": "physical"}})
+    runs = [study.pretrain_config(), *study.run_configs()]
+    assert {cfg.counts for cfg in runs} == {"physical"}
+    table = run_cost_table(runs[1])
+    assert table.attrs["meta"]["counts"] == "physical" and "physical counts" in table.attrs["path"]
+    assert eval_table(runs[1], "edge_npu", None).attrs["meta"]["counts"] == "physical"
+    shipped = eval_table(runs[1], None, "resnet8_edge_npu")  # a table brings its own model
+    assert shipped.attrs["meta"]["counts"] == "scalesim"
+
+
 def test_inspect_names_the_models(capsys):
     code, out, _ = run(["inspect", "--arch", "resnet8", "--gating", "mgl2s", "--cost-table",
                         "resnet8_eyeriss_physical", "--no-per-unit"], capsys)  # fmt: skip
