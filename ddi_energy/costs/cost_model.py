@@ -43,6 +43,8 @@ class CostModel(nn.Module):
             for n in range(1, u.width + 1):
                 curve[i, n] = pricer.backbone(u.out_layer, out_channels=n) + pricer.backbone(
                     u.in_layer, in_channels=n)
+                for layer in u.mid:
+                    curve[i, n] += pricer.backbone(layer, in_channels=n, out_channels=n)
             curve[i, u.width + 1:] = curve[i, u.width]
             # The full rows must also agree with the table's full-layer rows.
             pricer.backbone(u.out_layer), pricer.backbone(u.in_layer)

@@ -8,8 +8,9 @@ channels are concatenated to its input. Transition = BN-ReLU-1×1 conv (compress
 - densenet201: 7×7 stride-2 conv 3→64 + BN-ReLU + 3×3 stride-2 max pool on 224×224, blocks of
   (6, 12, 48, 32) layers, k=32, 1000 classes (torchvision's layout).
 
-Module names: `conv1` (stem), `block{b}.layer{l}.conv1|conv2` (both 1-indexed, like
-torchvision's denseblock/denselayer), `trans{b}.conv`, `fc`.
+Module names: `conv1` (stem; ImageNet: then `bn1` and `maxpool`), `block{b}.layer{l}.conv1|conv2`
+(both 1-indexed, like torchvision's denseblock/denselayer), `trans{b}.conv`, `bn`, `fc`
+(`ddi_energy.models.pretrained` maps torchvision's names onto these).
 
 Gate design (annotations only; no gating is implemented here). Every dense layer is layer-gated
 by a gate named after it ("block1.layer3"); skipping it skips both of its convs. Its channel gate
@@ -73,6 +74,19 @@ class Transition(nn.Module):
         return self.pool(self.conv(self.relu(self.bn(x))))
 
 
+def add_stem(model: nn.Module, features: int, imagenet: bool) -> None:
+    """Give `model` a DenseNet stem (`conv1`, ImageNet also `bn1`, `maxpool`) and its input size;
+    `DenseNet.stem` runs it."""
+    model.input_size = (3, 224, 224) if imagenet else (3, 32, 32)
+    model.imagenet_stem = imagenet
+    if imagenet:
+        model.conv1 = nn.Conv2d(3, features, 7, stride=2, padding=3, bias=False)
+        model.bn1 = nn.BatchNorm2d(features)
+        model.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+    else:
+        model.conv1 = nn.Conv2d(3, features, 3, padding=1, bias=False)
+
+
 class DenseNet(nn.Module):
     """DenseNet-BC with a CIFAR (3×3 conv) or ImageNet (7×7/2 conv + max pool) stem."""
 
@@ -87,18 +101,7 @@ class DenseNet(nn.Module):
         bn_size: int = 4,
     ) -> None:
         super().__init__()
-        self.input_size: tuple[int, int, int] = (3, 224, 224) if imagenet_stem else (3, 32, 32)
-        self.stem: nn.Module
-        if imagenet_stem:
-            self.conv1 = nn.Conv2d(3, num_init_features, 7, stride=2, padding=3, bias=False)
-            self.stem = nn.Sequential(
-                nn.BatchNorm2d(num_init_features),
-                nn.ReLU(inplace=True),
-                nn.MaxPool2d(3, stride=2, padding=1),
-            )
-        else:
-            self.conv1 = nn.Conv2d(3, num_init_features, 3, padding=1, bias=False)
-            self.stem = nn.Identity()
+        add_stem(self, num_init_features, imagenet_stem)
         channels = num_init_features
         self._feature_names: list[str] = []  # blocks and transitions in execution order
         for b, num_layers in enumerate(block_config, start=1):
@@ -135,8 +138,13 @@ class DenseNet(nn.Module):
                 set_gate(m.conv1, name, name, "out")
                 set_gate(m.conv2, name, name, "in")
 
+    def stem(self, x: Tensor) -> Tensor:
+        """7×7/2 conv-BN-ReLU-3×3/2 max pool (ImageNet) or the 3×3 conv alone (CIFAR)."""
+        x = self.conv1(x)
+        return self.maxpool(torch.relu(self.bn1(x))) if self.imagenet_stem else x
+
     def forward(self, x: Tensor) -> Tensor:
-        x = self.stem(self.conv1(x))
+        x = self.stem(x)
         for name in self._feature_names:
             x = getattr(self, name)(x)
         x = self.pool(self.relu(self.bn(x)))

@@ -2,7 +2,8 @@
 
 A dynamic network is a stem, a sequence of *units* (residual blocks, dense layers) and a head.
 Each unit can be skipped whole by a layer gate and can run with some of its *gated channels*
-off (the output channels of `out_layer` = the input channels of `in_layer`). Exit branches sit
+off (the output channels of `out_layer` = the input channels of `in_layer`, and both channel
+counts of any `mid` layers between them, as in a bottleneck). Exit branches sit
 after some units. `CostStructure` lists the conv/FC layers of each part, which is all that cost
 accounting (`ddi_energy.costs`) needs to price a forward pass from its `Decisions`.
 """
@@ -113,6 +114,7 @@ class UnitLayers:
     always: tuple[Layer, ...]  # backbone layers that run whenever the unit is reached
     layer_gate: tuple[Layer, ...]  # one step of the layer gate (runs whenever reached)
     channel_gate: tuple[Layer, ...]  # the channel gate (runs when `channel_gate_ran`)
+    mid: tuple[Layer, ...] = ()  # read and write the gated channels (a bottleneck's 3×3 conv)
 
     @property
     def width(self) -> int:

@@ -5,11 +5,14 @@
   the width it was built for. Across a transition `prev_new` is 2×2 average-pooled like the
   features; the network's first dense layer has no predecessor and contributes zeros.
 - Channel gating masks the bottleneck channels (1×1 conv outputs = 3×3 conv inputs), as the
-  cost tables annotate. The light CNN gate of Fig. 4: BN-ReLU-1×1 conv with stride 2 to half
-  the bottleneck width, BN-ReLU-3×3 conv to the growth rate, global average pool, FC to the
-  bottleneck width (about 1/8 of a dense layer's FLOPs).
+  cost tables annotate. The light CNN gate of Fig. 4 (`LightChannelGate`): BN-ReLU-1×1 conv
+  with stride 2 to half the bottleneck width, BN-ReLU-3×3 conv to the growth rate, global
+  average pool, FC to the bottleneck width (about 1/8 of a dense layer's FLOPs).
 - The transition before a block runs whenever an input reaches the block's first layer.
-Module names of the backbone are those of the plain `DenseNet`, so cost-table rows match.
+- Exits: by default after the layers at ~1/4 and ~3/4 of every block (CIFAR, 6 exits);
+  `exit_layers` gives other positions per block (densenet201: the paper's 3, see the zoo).
+Module names of the backbone are those of the plain `DenseNet` (CIFAR or ImageNet stem), so
+cost-table rows match and plain weights load.
 """
 
 from __future__ import annotations
@@ -19,35 +22,17 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ddi_energy.models.densenet import DenseLayer, Transition
+from ddi_energy.models.densenet import DenseLayer, DenseNet, Transition, add_stem
 from ddi_energy.models.dynamic_net import (
     GATE_INIT_BIAS,
     DynamicNet,
     GatedUnit,
-    masked_pair,
-    sliced_pair,
+    masked_chain,
+    sliced_chain,
 )
 from ddi_energy.models.exits import exit_positions
+from ddi_energy.models.gates import LightChannelGate
 from ddi_energy.workload.shapes import Layer
-
-
-class DenseChannelGate(nn.Module):
-    """Fig. 4(b): a strided, half-width copy of the dense layer's bottleneck, then FC."""
-
-    def __init__(self, in_channels: int, bottleneck: int, growth: int, init_bias: float) -> None:
-        super().__init__()
-        self.in_channels = in_channels
-        self.bn1 = nn.BatchNorm2d(in_channels)
-        self.conv1 = nn.Conv2d(in_channels, bottleneck // 2, 1, stride=2, bias=False)
-        self.bn2 = nn.BatchNorm2d(bottleneck // 2)
-        self.conv2 = nn.Conv2d(bottleneck // 2, growth, 3, padding=1, bias=False)
-        self.fc = nn.Linear(growth, bottleneck)
-        nn.init.constant_(self.fc.bias, init_bias)
-
-    def forward(self, x: Tensor) -> Tensor:
-        h = self.conv1(torch.relu(self.bn1(x)))
-        h = self.conv2(torch.relu(self.bn2(h)))
-        return torch.sigmoid(self.fc(h.mean((2, 3))))
 
 
 class GatedDenseLayer(DenseLayer, GatedUnit):
@@ -57,8 +42,8 @@ class GatedDenseLayer(DenseLayer, GatedUnit):
                  transition: Transition | None) -> None:  # fmt: skip
         super().__init__(in_channels, growth)
         self.width, self.growth = self.conv1.out_channels, growth
-        self.cgate = (DenseChannelGate(in_channels, self.width, growth, GATE_INIT_BIAS)
-                      if cnn_gate else None)  # fmt: skip
+        self.cgate = (LightChannelGate(in_channels, self.width // 2, growth, self.width,
+                                       GATE_INIT_BIAS) if cnn_gate else None)  # fmt: skip
         self.transition = [transition]  # a list: the module is registered by the network
 
     def enter(self, x: Tensor, state: dict[str, Any]) -> Tensor:
@@ -75,7 +60,7 @@ class GatedDenseLayer(DenseLayer, GatedUnit):
 
     def train_step(self, x: Tensor, state: dict[str, Any], g_layer: Tensor,
                    g_chan: Tensor | None) -> Tensor:  # fmt: skip
-        new = masked_pair(self.relu(self.bn1(x)), self.conv1, self.bn2, self.conv2, g_chan)
+        new = masked_chain(self.relu(self.bn1(x)), (self.conv1, self.conv2), [self.bn2], g_chan)
         g = g_layer[:, None, None, None]
         state["prev"] = g * new + (1 - g) * self._prev(x, state)
         return torch.cat([x, state["prev"]], 1)
@@ -85,7 +70,7 @@ class GatedDenseLayer(DenseLayer, GatedUnit):
         new = self._prev(x, state)
         if run.numel():
             xr = x if run.numel() == x.shape[0] else x[run]
-            out = sliced_pair(torch.relu(self.bn1(xr)), self.conv1, self.bn2, self.conv2, mask)
+            out = sliced_chain(torch.relu(self.bn1(xr)), (self.conv1, self.conv2), [self.bn2], mask)
             new = out if run.numel() == x.shape[0] else new.index_copy(0, run, out)
         state["prev"] = new
         return torch.cat([x, new], 1)
@@ -96,15 +81,19 @@ class DynamicDenseNet(DynamicNet):
 
     def __init__(self, arch: str, growth: int, block_config: tuple[int, ...],
                  num_init_features: int, num_classes: int, gating: str = "mgl2s",
-                 exits: bool = False, compression: float = 0.5) -> None:  # fmt: skip
+                 exits: bool = False, compression: float = 0.5, imagenet_stem: bool = False,
+                 exit_layers: tuple[tuple[int, ...], ...] | None = None) -> None:  # fmt: skip
+        """`exit_layers[b]`: 0-based layers of block b after which an exit sits (with `exits`)."""
         super().__init__()
         self.arch, self.num_classes = arch, num_classes
-        self.input_size = (3, 32, 32)
         cnn_gate = gating in ("channel-cnn", "mgl2s")
-        self.conv1 = nn.Conv2d(3, num_init_features, 3, padding=1, bias=False)
+        add_stem(self, num_init_features, imagenet_stem)
+        if exit_layers is None:
+            exit_layers = tuple(tuple(exit_positions(n)) for n in block_config)
         self.units, self.unit_names = [], []
         after, specs = [], []
-        channels, size, transition = num_init_features, 32, None
+        size = self.input_size[1] // (4 if imagenet_stem else 1)  # the stem's output map
+        channels, transition = num_init_features, None
         for b, num_layers in enumerate(block_config, start=1):
             block = nn.Module()
             for i in range(num_layers):
@@ -113,7 +102,7 @@ class DynamicDenseNet(DynamicNet):
                 self.units.append(layer)
                 self.unit_names.append(f"block{b}.layer{i + 1}")
                 channels += growth
-                if exits and i in exit_positions(num_layers):
+                if exits and i in exit_layers[b - 1]:
                     after.append(len(self.units) - 1)
                     specs.append((channels, size))
             self.add_module(f"block{b}", block)
@@ -130,8 +119,7 @@ class DynamicDenseNet(DynamicNet):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight)
 
-    def stem(self, x: Tensor) -> Tensor:
-        return self.conv1(x)
+    stem = DenseNet.stem  # the plain DenseNet's stem, on the modules `add_stem` made
 
     def head(self, x: Tensor) -> Tensor:
         return self.fc(self.pool(torch.relu(self.bn(x))).flatten(1))

@@ -31,10 +31,15 @@ GATE_INIT_BIAS = 2.0  # gates start at p ≈ sigmoid(2) ≈ 0.9: everything exec
 
 
 class GatedUnit(nn.Module):
-    """A skippable unit with `width` gated channels and, for CNN channel gating, `cgate`."""
+    """A skippable unit with `width` gated channels and, for CNN channel gating, `cgate`.
+
+    `gated_convs` names its convs in order: the first writes the gated channels, the last reads
+    them, any between both read and write them (one mask on both sides, as in a bottleneck).
+    """
 
     cgate: nn.Module | None
     width: int
+    gated_convs: tuple[str, ...] = ("conv1", "conv2")
 
     def enter(self, x: Tensor, state: dict[str, Any]) -> Tensor:
         """Ungated work done on reaching the unit (e.g. a transition); default none."""
@@ -109,18 +114,17 @@ class DynamicNet(nn.Module):
         """Every layer this network can run, grouped for `ddi_energy.costs.CostModel`.
 
         `backbone_layers` are the plain arch's layers (`walk_arch(self.arch)`: the names cost
-        tables use); unit u's gated convs are `<unit>.conv1` (its outputs are gated) and
-        `<unit>.conv2`.
+        tables use); unit u's gated convs are `<unit>.<conv>` for its `gated_convs`.
         """
         backbone = {layer.name: layer for layer in backbone_layers}
         units = []
         for u, name in enumerate(self.unit_names):
-            conv1 = backbone[f"{name}.conv1"]
+            first, *mid, last = (backbone[f"{name}.{c}"] for c in self.units[u].gated_convs)
             units.append(UnitLayers(
-                name, conv1, backbone[f"{name}.conv2"], self.always_layers(u, backbone),
+                name, first, last, self.always_layers(u, backbone),
                 self._gate_layers(u, f"{name}.layer_gate", layer=True),
                 self._gate_layers(u, f"{name}.channel_gate", layer=False,
-                                  in_hw=(conv1.in_h, conv1.in_w)),
+                                  in_hw=(first.in_h, first.in_w)), tuple(mid),
             ))  # fmt: skip
         exits = tuple(tuple(walk_layers(branch, branch.input_size, f"exits.{j}"))
                       for j, branch in enumerate(self.exits))  # fmt: skip
@@ -247,34 +251,44 @@ def _bn_subset(x: Tensor, bn: nn.BatchNorm2d, idx: Tensor) -> Tensor:
                                     bn.weight[idx], bn.bias[idx], False, 0.0, bn.eps)  # fmt: skip
 
 
-def masked_pair(x: Tensor, conv_a: nn.Conv2d, bn: nn.BatchNorm2d, conv_b: nn.Conv2d,
-                gate: Tensor | None) -> Tensor:  # fmt: skip
-    """conv_b(gate · ReLU(bn(conv_a(x)))): the gated channels are conv_a's outputs (training)."""
-    h = torch.relu(bn(conv_a(x)))
-    if gate is not None:
-        h = h * gate[:, :, None, None]
-    return conv_b(h)
+def masked_chain(x: Tensor, convs: Sequence[nn.Conv2d], bns: Sequence[nn.BatchNorm2d],
+                 gate: Tensor | None) -> Tensor:  # fmt: skip
+    """convs[-1](… gate · ReLU(bns[i](convs[i](…)))): conv i < last is followed by BN i, ReLU and
+    the channel gate, so the gated channels are the outputs of every conv but the last and the
+    inputs of every conv but the first (training)."""
+    h = x
+    for conv, bn in zip(convs[:-1], bns, strict=True):
+        h = torch.relu(bn(conv(h)))
+        if gate is not None:
+            h = h * gate[:, :, None, None]
+    return convs[-1](h)
 
 
-def sliced_pair(x: Tensor, conv_a: nn.Conv2d, bn: nn.BatchNorm2d, conv_b: nn.Conv2d,
-                mask: Tensor | None) -> Tensor:  # fmt: skip
-    """`masked_pair` at inference, computing only the channels some row of `mask` keeps.
+def sliced_chain(x: Tensor, convs: Sequence[nn.Conv2d], bns: Sequence[nn.BatchNorm2d],
+                 mask: Tensor | None) -> Tensor:  # fmt: skip
+    """`masked_chain` at inference, computing only the channels some row of `mask` keeps.
 
-    conv_a runs only the kept filters and conv_b reads only the kept inputs; rows of a batch
-    that keep fewer channels are masked (at batch size 1 nothing is). With no channel kept
-    neither conv runs and the result is zeros.
+    The first conv runs only the kept filters, the middle ones only kept filters on kept inputs,
+    the last reads only the kept inputs; rows of a batch that keep fewer channels are masked (at
+    batch size 1 nothing is). With no channel kept no conv runs and the result is zeros.
     """
     if mask is None or bool(mask.all()):
-        return masked_pair(x, conv_a, bn, conv_b, None)
+        return masked_chain(x, convs, bns, None)
     keep = mask.any(0).nonzero().squeeze(1)
     if keep.numel() == 0:
-        h, w = conv_out_size(conv_b, *conv_out_size(conv_a, x.shape[2], x.shape[3]))
-        return x.new_zeros((x.shape[0], conv_b.out_channels, h, w))
-    h = nn.functional.conv2d(x, conv_a.weight[keep], None, conv_a.stride, conv_a.padding)
-    h = torch.relu(_bn_subset(h, bn, keep))
-    if x.shape[0] > 1:
-        h = h * mask[:, keep, None, None].to(h.dtype)
-    return nn.functional.conv2d(h, conv_b.weight[:, keep], None, conv_b.stride, conv_b.padding)
+        h, w = x.shape[2], x.shape[3]
+        for conv in convs:
+            h, w = conv_out_size(conv, h, w)
+        return x.new_zeros((x.shape[0], convs[-1].out_channels, h, w))
+    h = x
+    for i, (conv, bn) in enumerate(zip(convs[:-1], bns, strict=True)):
+        weight = conv.weight[keep] if i == 0 else conv.weight[keep][:, keep]
+        h = nn.functional.conv2d(h, weight, None, conv.stride, conv.padding)
+        h = torch.relu(_bn_subset(h, bn, keep))
+        if x.shape[0] > 1:
+            h = h * mask[:, keep, None, None].to(h.dtype)
+    last = convs[-1]
+    return nn.functional.conv2d(h, last.weight[:, keep], None, last.stride, last.padding)
 
 
 def conv_out_size(conv: nn.Conv2d, h: int, w: int) -> tuple[int, int]:

@@ -18,8 +18,8 @@ from ddi_energy.models.dynamic_net import (
     GATE_INIT_BIAS,
     DynamicNet,
     GatedUnit,
-    masked_pair,
-    sliced_pair,
+    masked_chain,
+    sliced_chain,
 )
 from ddi_energy.models.exits import exit_positions
 from ddi_energy.models.gates import ChannelGateCNN
@@ -27,7 +27,35 @@ from ddi_energy.models.resnet import WIDTHS, BasicBlock
 from ddi_energy.workload.shapes import Layer
 
 
-class GatedBlock(BasicBlock, GatedUnit):
+class GatedResidual(GatedUnit):
+    """A residual block `relu(shortcut(x) + bn_last(body(x)))` whose body is the chain of its
+    `gated_convs`, conv i followed by `bn{i}`; the gated channels are inside the body."""
+
+    shortcut: nn.Module
+
+    def _chain(self) -> tuple[list[nn.Conv2d], list[nn.BatchNorm2d], nn.BatchNorm2d]:
+        convs = [getattr(self, name) for name in self.gated_convs]
+        bns = [getattr(self, f"bn{i + 1}") for i in range(len(convs))]
+        return convs, bns[:-1], bns[-1]
+
+    def train_step(self, x: Tensor, state: dict[str, Any], g_layer: Tensor,
+                   g_chan: Tensor | None) -> Tensor:  # fmt: skip
+        convs, bns, bn_last = self._chain()
+        body = bn_last(masked_chain(x, convs, bns, g_chan))
+        return torch.relu(self.shortcut(x) + g_layer[:, None, None, None] * body)
+
+    def eval_step(self, x: Tensor, state: dict[str, Any], run: Tensor,
+                  mask: Tensor | None) -> Tensor:  # fmt: skip
+        convs, bns, bn_last = self._chain()
+        y = self.shortcut(x)
+        if run.numel() == x.shape[0]:
+            y = y + bn_last(sliced_chain(x, convs, bns, mask))
+        elif run.numel():
+            y = y.index_add(0, run, bn_last(sliced_chain(x[run], convs, bns, mask)))
+        return torch.relu(y)
+
+
+class GatedBlock(BasicBlock, GatedResidual):
     """A BasicBlock whose internal channels are gated."""
 
     def __init__(self, in_planes: int, planes: int, stride: int, cnn_gate: bool) -> None:
@@ -35,23 +63,23 @@ class GatedBlock(BasicBlock, GatedUnit):
         self.width = planes
         self.cgate = ChannelGateCNN(in_planes, planes, GATE_INIT_BIAS) if cnn_gate else None
 
-    def train_step(self, x: Tensor, state: dict[str, Any], g_layer: Tensor,
-                   g_chan: Tensor | None) -> Tensor:  # fmt: skip
-        body = self.bn2(masked_pair(x, self.conv1, self.bn1, self.conv2, g_chan))
-        return torch.relu(self.shortcut(x) + g_layer[:, None, None, None] * body)
 
-    def eval_step(self, x: Tensor, state: dict[str, Any], run: Tensor,
-                  mask: Tensor | None) -> Tensor:  # fmt: skip
-        y = self.shortcut(x)
-        if run.numel() == x.shape[0]:
-            y = y + self.bn2(sliced_pair(x, self.conv1, self.bn1, self.conv2, mask))
-        elif run.numel():
-            y = y.index_add(0, run, self.bn2(sliced_pair(x[run], self.conv1, self.bn1,
-                                                         self.conv2, mask)))  # fmt: skip
-        return torch.relu(y)
+class ResidualNet(DynamicNet):
+    """What gated ResNets share: the head and the projection shortcuts that always run."""
+
+    pool: nn.Module
+    fc: nn.Linear
+
+    def head(self, x: Tensor) -> Tensor:
+        return self.fc(self.pool(x).flatten(1))
+
+    def always_layers(self, u: int, backbone: dict[str, Layer]) -> tuple[Layer, ...]:
+        """The projection shortcut, which runs even when the block is skipped."""
+        shortcut = f"{self.unit_names[u]}.shortcut.0"
+        return (backbone[shortcut],) if shortcut in backbone else ()
 
 
-class DynamicResNet(DynamicNet):
+class DynamicResNet(ResidualNet):
     """CIFAR ResNet-(6n+2) with MGL2S gating (see `GATINGS`) and optional RADI exits."""
 
     input_size: tuple[int, int, int] = (3, 32, 32)
@@ -89,11 +117,3 @@ class DynamicResNet(DynamicNet):
 
     def stem(self, x: Tensor) -> Tensor:
         return torch.relu(self.bn1(self.conv1(x)))
-
-    def head(self, x: Tensor) -> Tensor:
-        return self.fc(self.pool(x).flatten(1))
-
-    def always_layers(self, u: int, backbone: dict[str, Layer]) -> tuple[Layer, ...]:
-        """The projection shortcut, which runs even when the block is skipped."""
-        shortcut = f"{self.unit_names[u]}.shortcut.0"
-        return (backbone[shortcut],) if shortcut in backbone else ()

@@ -5,6 +5,9 @@
   (to 1 output for layer gating, or to k outputs per unit for the `channel-rnn` variant).
 - `ChannelGateCNN`: the paper's CNN channel gate, 3×3 stride-2 conv c→c → BN-ReLU → global
   average pool → FC c×k.
+- `LightChannelGate`: the paper's light CNN gate for wide inputs (DenseNet, Fig. 4(b); also our
+  ResNet-50), a strided, narrow copy of a bottleneck, where a c→c 3×3 conv would cost more than
+  the unit it gates.
 
 The LSTM is written with two `nn.Linear`s instead of `nn.LSTMCell` so that the matmuls
 `FlopCounterMode` sees are exactly the layers our cost accounting lists.
@@ -111,4 +114,25 @@ class ChannelGateCNN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         h = torch.relu(self.bn(self.conv(x)))
+        return torch.sigmoid(self.fc(h.mean((2, 3))))
+
+
+class LightChannelGate(nn.Module):
+    """BN-ReLU-1×1 conv with stride 2 to `hidden` channels, BN-ReLU-3×3 conv to `features`,
+    global average pool, FC features×k, sigmoid: k channel probabilities."""
+
+    def __init__(self, in_channels: int, hidden: int, features: int, k: int,
+                 init_bias: float) -> None:  # fmt: skip
+        super().__init__()
+        self.in_channels = in_channels
+        self.bn1 = nn.BatchNorm2d(in_channels)
+        self.conv1 = nn.Conv2d(in_channels, hidden, 1, stride=2, bias=False)
+        self.bn2 = nn.BatchNorm2d(hidden)
+        self.conv2 = nn.Conv2d(hidden, features, 3, padding=1, bias=False)
+        self.fc = nn.Linear(features, k)
+        nn.init.constant_(self.fc.bias, init_bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.conv1(torch.relu(self.bn1(x)))
+        h = self.conv2(torch.relu(self.bn2(h)))
         return torch.sigmoid(self.fc(h.mean((2, 3))))

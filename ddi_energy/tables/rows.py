@@ -1,7 +1,8 @@
 """The rows of a cost table: one per (layer, active channel count).
 
-For a channel-gated layer, the rows sweep the count on the axis its gate changes (1..k); the row
-with every channel active is the full layer (`is_full`). Ungated layers have their full row only.
+For a channel-gated layer, the rows sweep the count on the axis its gate changes (1..k; on both
+axes together for a layer whose inputs and outputs one mask gates); the row with every channel
+active is the full layer (`is_full`). Ungated layers have their full row only.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ def row_specs(layers: Sequence[Layer], granularity: Granularity) -> list[RowSpec
             for k in range(1, layer.gated_channels + 1):
                 if layer.channel_axis == "in":
                     specs.append(RowSpec(index, layer, k, layer.out_channels))
+                elif layer.channel_axis == "both":
+                    specs.append(RowSpec(index, layer, k, k))
                 else:
                     specs.append(RowSpec(index, layer, layer.in_channels, k))
         else:

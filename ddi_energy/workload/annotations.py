@@ -21,8 +21,11 @@ def set_gate(
     module: nn.Module, layer_gate: str, channel_gate: str, channel_axis: ChannelAxis
 ) -> None:
     """Mark `module` as controlled by the named gates (see module docstring)."""
-    if channel_axis not in ("in", "out"):
-        raise ValueError(f"channel_axis must be 'in' or 'out', not {channel_axis!r}")
+    if channel_axis not in ("in", "out", "both"):
+        raise ValueError(f"channel_axis must be 'in', 'out' or 'both', not {channel_axis!r}")
+    if channel_axis == "both" and module.in_channels != module.out_channels:
+        raise ValueError(f"one mask gates both axes: in_channels ({module.in_channels}) must "
+                         f"equal out_channels ({module.out_channels})")  # fmt: skip
     setattr(module, GATE_ATTR, (layer_gate, channel_gate, channel_axis))
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-ChannelAxis = Literal["in", "out"]
+ChannelAxis = Literal["in", "out", "both"]
 
 
 @dataclass(frozen=True, order=True)
@@ -79,7 +79,8 @@ class Layer:
 
     `layer_gate` names the gate that can skip the whole layer (a residual block or dense layer),
     `channel_gate` the gate that can switch off channels of it, and `channel_axis` which of the
-    layer's channel counts that gate changes ("out": its filters; "in": its input channels).
+    layer's channel counts that gate changes ("out": its filters; "in": its input channels;
+    "both": both, by the same mask, as in the middle conv of a gated bottleneck).
     """
 
     name: str
@@ -107,7 +108,7 @@ class Layer:
     @property
     def gated_channels(self) -> int | None:
         """Full channel count on the gated axis, or None for a layer without a channel gate."""
-        if self.channel_axis == "in":
+        if self.channel_axis in ("in", "both"):
             return self.in_channels
         if self.channel_axis == "out":
             return self.out_channels
