@@ -285,6 +285,8 @@ def _train_options(func):
         "training batches (0: off).",
         "init": "Start from this checkpoint or run directory (same arch and gating), e.g. a "
         "pre-trained backbone.",
+        "pretrained": "Start the backbone from these torchvision-layout weights (a state-dict "
+        "file, e.g. torchvision's densenet201 or resnet50 .pth); gates and exits start fresh.",
     }  # fmt: skip
     for f in reversed(TrainConfig.__dataclass_fields__.values()):
         kind = {"int": int, "float": float}.get(str(f.type), str)

@@ -21,6 +21,7 @@ _LAZY = {
     "cost_model": "ddi_energy.costs.cost_model",
     "get_model": "ddi_energy.models.zoo",
     "list_models": "ddi_energy.models.zoo",
+    "load_pretrained": "ddi_energy.models.pretrained",
     "load_cost_table": "ddi_energy.tables.io",
     "sample_costs": "ddi_energy.costs.cost_model",
     "set_budget": "ddi_energy.costs.budget",

@@ -112,6 +112,19 @@ def atomic_write_all(files: dict[Path, str]) -> None:
             Path(tmp).unlink(missing_ok=True)
 
 
+def load_torch_file(path: str | Path, what: str) -> Any:
+    """`torch.load(path)` weights-only onto the CPU; a missing or unreadable file is a DDIError
+    naming it and `what` it should be. (torch is imported here, not with this module.)"""
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise DDIError(f"{path}: no such {what}") from None
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
+        raise DDIError(f"{path}: not a {what} ({type(exc).__name__})") from None
+
+
 def load_mapping(path: str | Path | None, what: str, allowed: Collection[str]) -> dict[str, Any]:
     """The mapping in YAML file `path` ({} for None), every key one of `allowed`."""
     if path is None:

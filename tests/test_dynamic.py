@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
+from dynamic_helpers import eval_model, gate_heads, set_bias
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -16,42 +17,6 @@ from ddi_energy.models.dynamic import GATINGS
 from ddi_energy.tables.columns import network_totals
 
 GATED = [g for g in GATINGS if g != "none"]
-
-
-def gate_heads(model: nn.Module) -> list[nn.Linear]:
-    """The linear readouts whose biases set every gate's probabilities."""
-    heads = []
-    for gate in (model.layer_gate, model.channel_gate):
-        if gate is not None:
-            heads.extend(gate.heads)
-    heads.extend(u.cgate.fc for u in model.units if u.cgate is not None)
-    return heads
-
-
-def set_bias(model: nn.Module, value: float) -> nn.Module:
-    """Gate biases at `value`; readout weights scaled up so that, near 0, decisions vary by
-    unit, channel and input (about half skip) instead of following the bias alone."""
-    with torch.no_grad():
-        for head in gate_heads(model):
-            head.bias.fill_(value)
-            head.weight.mul_(8.0)
-        for gate in filter(None, (model.layer_gate, model.channel_gate)):
-            for proj in gate.proj:
-                proj.weight.mul_(8.0)
-            gate.cell.ih.weight.mul_(8.0)
-    return model
-
-
-def eval_model(arch: str, gating: str, exits: bool = False, bias: float = 0.0,
-               seed: int = 0) -> nn.Module:  # fmt: skip
-    """A dynamic net in eval mode with gate biases at `bias` (0: about half skip)."""
-    torch.manual_seed(seed)
-    model = ddi_energy.get_model(arch, gating=gating, exits=exits)
-    for m in model.modules():  # non-trivial BN statistics
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.2, 0.2)
-            m.running_var.uniform_(0.5, 1.5)
-    return set_bias(model, bias).eval()
 
 
 @pytest.mark.parametrize("exits", [False, True], ids=["no-exits", "exits"])
@@ -76,14 +41,16 @@ def test_flop_counter_equals_sample_costs(arch: str, gating: str, exits: bool):
         assert 0.4 < sum(skipped) / 3 < 0.9
 
 
-@pytest.mark.parametrize("gating", GATED)
-@pytest.mark.parametrize("arch", ["resnet14", "densenet100"])
+@pytest.mark.parametrize(("arch", "gating"), [
+    *((arch, g) for arch in ("resnet14", "densenet100") for g in GATED), ("resnet50", "mgl2s")])
 def test_real_skipping_computes_what_masking_computes(arch: str, gating: str):
     """Eval (sliced, sub-batched) and train-mode (masked) forwards agree for the same decisions,
-    at batch 1 and for a batch whose inputs decide differently."""
+    at batch 1 and for a batch whose inputs decide differently. (resnet50, whose bottlenecks
+    gate a chain of three convs, at 64×64: the semantics do not depend on the input size.)"""
     model = eval_model(arch, gating, exits=True)
     contrast = torch.tensor([0.2, 1.0, 3.0, 8.0])[:, None, None, None]  # inputs that differ
-    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * contrast
+    side = 64 if arch == "resnet50" else 32
+    x = torch.randn(4, 3, side, side, generator=torch.Generator().manual_seed(1)) * contrast
     batched = model(x)
     masked_model = model.train()
     for m in masked_model.modules():
@@ -92,9 +59,12 @@ def test_real_skipping_computes_what_masking_computes(arch: str, gating: str):
     with torch.no_grad():
         masked = masked_model(x)
     model.eval()
-    torch.testing.assert_close(batched.logits, masked.logits, rtol=1e-4, atol=1e-5)
+    # float32 rounding differs between a sub-batch's and the whole batch's convolutions; it
+    # grows with the logits (large in a deep random network)
+    tol = {"rtol": 1e-4, "atol": 1e-5 * max(1.0, float(masked.logits.abs().max()))}
+    torch.testing.assert_close(batched.logits, masked.logits, **tol)
     for j, exit_logits in enumerate(batched.exit_logits):
-        torch.testing.assert_close(exit_logits, masked.exit_logits[j], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(exit_logits, masked.exit_logits[j], **tol)
     assert torch.equal(batched.decisions.executed, masked.decisions.executed)
     for a, b in zip(batched.decisions.channels, masked.decisions.channels, strict=True):
         assert torch.equal(a, b)
@@ -106,7 +76,7 @@ def test_real_skipping_computes_what_masking_computes(arch: str, gating: str):
         assert any((c.any(0) & ~c.all(0)).any() for c in batched.decisions.channels)
     for i in range(4):  # batch-1 runs agree with the batched run
         single = model(x[i:i + 1])
-        torch.testing.assert_close(single.logits, batched.logits[i:i + 1], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(single.logits, batched.logits[i:i + 1], **tol)
         assert torch.equal(single.decisions.executed[0], batched.decisions.executed[i])
 
 

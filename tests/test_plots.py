@@ -20,7 +20,6 @@ from ddi_energy.tables.build import run_profile
 from ddi_energy.tables.io import load_cost_table, write_table
 from ddi_energy.tables.sweep import run_sweep
 from ddi_energy.training import data, loop
-from ddi_energy.training import evaluate as evaluation
 from ddi_energy.training.config import load_config
 from ddi_energy.training.evaluate import evaluate, load_run
 from ddi_energy.training.loop import train
@@ -45,8 +44,8 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     torch.set_num_threads(1)
     try:
         with pytest.MonkeyPatch.context() as patch:
-            for module in (loop, evaluation):  # where the runs look the datasets up
-                patch.setattr(module, "load_dataset", small)
+            # where training and evaluation look the datasets up (`loop.run_dataset`)
+            patch.setattr(loop, "load_dataset", small)
             for name, changes in (("flops", {"loss": "flops"}),
                                   ("energy", {"loss": "energy", "hw": "edge_npu"}),
                                   ("plain", {"gating": "none", "gate_steps": 0, "ddi_steps": 0})):

@@ -26,6 +26,18 @@ from ddi_energy.workload.annotations import set_gate
 WIDTHS = (16, 32, 64)
 
 
+def init_resnet_weights(model: nn.Module) -> None:
+    """He init (fan out) for convs, BN at identity, zero FC biases."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.zeros_(m.bias)
+
+
 class BasicBlock(nn.Module):
     """conv3×3-BN-ReLU-conv3×3-BN plus shortcut, then ReLU."""
 
@@ -76,18 +88,8 @@ class ResNet(nn.Module):
         self.stage1, self.stage2, self.stage3 = stages
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(WIDTHS[-1], num_classes)
-        self._init_weights()
+        init_resnet_weights(self)
         self._annotate_gates()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.zeros_(m.bias)
 
     def _annotate_gates(self) -> None:
         for name, m in self.named_modules():

@@ -14,12 +14,13 @@ from functools import cache
 import torch
 from torch import nn
 
-from ddi_energy.errors import DDIError
 from ddi_energy.models.densenet import DenseNet
 from ddi_energy.models.dynamic_densenet import DynamicDenseNet
 from ddi_energy.models.dynamic_resnet import DynamicResNet
+from ddi_energy.models.dynamic_resnet50 import DynamicBottleneckResNet
 from ddi_energy.models.registry import ModelCfg, model_cfg, register_model, registered
 from ddi_energy.models.resnet import ResNet
+from ddi_energy.models.resnet50 import BottleneckResNet
 from ddi_energy.workload.shapes import Layer
 from ddi_energy.workload.walker import walk_layers
 
@@ -50,13 +51,34 @@ def _densenet100(num_classes: int = 10, gating: str | None = None, exits: bool =
                            exits)  # fmt: skip
 
 
+# DenseNet-201's exits (Sec. IV-A: "a total of 3 branch classifiers: one at 1/2 depth of the
+# first dense block, and the other two at 1/4 and 3/4 depth of the remaining two dense blocks,
+# respectively"). Read as: of its 4 blocks, the last ends in the final classifier, so "the
+# remaining two" are blocks 2 and 3, and "respectively" puts 1/4 in block 2 and 3/4 in block 3:
+# after block1.layer3 (of 6), block2.layer3 (of 12) and block3.layer36 (of 48). 1/4 and 3/4 of
+# both blocks would be 5 branches, not 3.
+DENSENET201_EXITS = ((2,), (2,), (35,), ())
+
+
 def _densenet201(num_classes: int = 1000, gating: str | None = None, exits: bool = False
                  ) -> nn.Module:  # fmt: skip
-    """DenseNet-201 (ImageNet), k=32, 64 stem features. Plain only, for profiling."""
-    if gating is not None or exits:
-        raise DDIError("densenet201 has no gated version yet (gated: the CIFAR ResNets and "
-                       "densenet100)")  # fmt: skip
-    return DenseNet(32, (6, 12, 48, 32), 64, num_classes, imagenet_stem=True)
+    """DenseNet-201 (ImageNet), k=32, 64 stem features, 224×224 (torchvision's layout).
+
+    `gating` or `exits` give the MGL2S version with the paper's 3 exits.
+    """
+    if gating is None and not exits:
+        return DenseNet(32, (6, 12, 48, 32), 64, num_classes, imagenet_stem=True)
+    return DynamicDenseNet("densenet201", 32, (6, 12, 48, 32), 64, num_classes, gating or "none",
+                           exits, imagenet_stem=True, exit_layers=DENSENET201_EXITS)  # fmt: skip
+
+
+def _resnet50(num_classes: int = 1000, gating: str | None = None, exits: bool = False
+              ) -> nn.Module:  # fmt: skip
+    """ResNet-50 (ImageNet, torchvision's layout). `gating` or `exits` give the MGL2S version
+    (one channel mask on each bottleneck's inner width; exits after stages 1-3)."""
+    if gating is None and not exits:
+        return BottleneckResNet((3, 4, 6, 3), num_classes)
+    return DynamicBottleneckResNet("resnet50", (3, 4, 6, 3), gating or "none", exits, num_classes)
 
 
 # Paper FLOPs (Table I / Sec. IV, 2 × conv+FC MACs); None where the paper quotes none.
@@ -69,8 +91,11 @@ for _arch, (_n, _flops) in _RESNETS.items():
                             _flops, f"CIFAR ResNet-{6 * _n + 2}, {_n} blocks per stage"))
 register_model(ModelCfg("densenet100", _densenet100, "cifar", CIFAR_INPUT, 10, True, 580e6,
                         "CIFAR DenseNet-BC-100, k=12"))
-register_model(ModelCfg("densenet201", _densenet201, "imagenet", IMAGENET_INPUT, 1000, False,
-                        None, "ImageNet DenseNet-201, k=32 (plain only)"))
+# The paper's "4G" for DenseNet-201 counts MACs (4.29 G), not 2 × MACs: no paper_flops.
+register_model(ModelCfg("densenet201", _densenet201, "imagenet", IMAGENET_INPUT, 1000, True,
+                        None, "ImageNet DenseNet-201, k=32"))
+register_model(ModelCfg("resnet50", _resnet50, "imagenet", IMAGENET_INPUT, 1000, True, None,
+                        "ImageNet ResNet-50 (bottlenecks, torchvision layout)"))
 
 
 def list_models(dataset: str | None = None, gated: bool | None = None) -> list[str]:

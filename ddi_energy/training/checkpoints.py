@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ddi_energy.errors import DDIError
+from ddi_energy.files import load_torch_file
 from ddi_energy.training.config import TrainConfig
 
 CHECKPOINT_FORMAT = 1
@@ -32,12 +33,7 @@ class Checkpoints:
     @staticmethod
     def load(path: Path, cfg: TrainConfig | None = None) -> dict[str, Any]:
         """A checkpoint, checked against the run's arch and gating if `cfg` is given."""
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise DDIError(f"{path}: no such checkpoint") from None
-        except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
-            raise DDIError(f"{path}: not a ddi-energy checkpoint ({type(exc).__name__})") from None
+        state = load_torch_file(path, "ddi-energy checkpoint")
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             raise DDIError(f"{path}: not a ddi-energy checkpoint (format {CHECKPOINT_FORMAT})")
         if cfg is not None:

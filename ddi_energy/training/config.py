@@ -50,6 +50,7 @@ class TrainConfig:
     device: str = "cpu"
     out: str = "runs/run"
     init: str | None = None  # a checkpoint or run directory of the same arch/gating to start from
+    pretrained: str | None = None  # torchvision-layout backbone weights (a .pth state dict)
 
     def validate(self) -> TrainConfig:
         """Check ranges and combinations; raises DDIError naming the key."""
@@ -73,6 +74,8 @@ class TrainConfig:
         if self.cost_table and self.counts != "scalesim":
             raise DDIError(f"counts = {self.counts!r} applies to a table profiled from hw; a "
                            "cost table brings its own (e.g. resnet20_eyeriss_physical)")
+        if self.init and self.pretrained:
+            raise DDIError("give init or pretrained, not both (init holds a whole network)")
         if not 0 <= self.target_skip < 1:
             raise bad("target_skip", "must be in [0, 1)")
         for key in ("alpha", "weight_decay", "momentum"):

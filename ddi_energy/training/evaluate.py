@@ -24,8 +24,8 @@ from ddi_energy.hardware.energy import ENERGY_COLUMNS
 from ddi_energy.models.dynamic import Decisions
 from ddi_energy.training.checkpoints import Checkpoints, checkpoint_of
 from ddi_energy.training.config import TrainConfig
-from ddi_energy.training.data import load_dataset, to_input
-from ddi_energy.training.loop import build_model, run_cost_table
+from ddi_energy.training.data import to_input
+from ddi_energy.training.loop import build_model, run_cost_table, run_dataset
 
 DEFAULT_BUDGETS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)  # × the plain network's cost
 DEFAULT_HW = "eyeriss"  # prices energy for runs trained without a hardware model
@@ -140,7 +140,7 @@ def evaluate(cfg: TrainConfig, state: dict[str, Any], *, hw: str | None = None,
              cost_table: str | None = None, budgets: tuple[float, ...] = DEFAULT_BUDGETS,
              device: str = "cpu") -> Report:  # fmt: skip
     """The full report of a trained model on its dataset's test split."""
-    ds = load_dataset(cfg.data, "test", cfg.data_dir)
+    ds = run_dataset(cfg, "test")
     table = eval_table(cfg, hw, cost_table)
     dev = torch.device(device)
     model = build_model(cfg, ds.num_classes, dev)

@@ -28,11 +28,13 @@ from ddi_energy.costs.cost_model import CostModel, cost_model
 from ddi_energy.costs.resource_loss import ResourceLoss
 from ddi_energy.errors import DDIError
 from ddi_energy.files import atomic_write
+from ddi_energy.models.pretrained import load_pretrained
+from ddi_energy.models.registry import model_cfg
 from ddi_energy.models.zoo import get_model
 from ddi_energy.tables.lookup import cost_table_for
 from ddi_energy.training.checkpoints import CHECKPOINT_FORMAT, Checkpoints, init_weights
 from ddi_energy.training.config import TrainConfig
-from ddi_energy.training.data import batch_indices, load_dataset, to_input
+from ddi_energy.training.data import Dataset, batch_indices, load_dataset, to_input
 from ddi_energy.training.distributed import dist_info, mean_across
 from ddi_energy.training.metrics_log import MetricsLog, truncate_metrics
 from ddi_energy.training.precise_bn import precise_bn
@@ -52,6 +54,12 @@ def backbone_skip(costs: CostModel, out, col: int) -> Tensor:
     """(B,) fraction of the backbone's cost (metric `col`) each input skipped."""
     total, overhead = costs.per_input(out.decisions)
     return 1 - (total - overhead)[:, col] / costs.backbone_full()[col]
+
+
+def run_dataset(cfg: TrainConfig, split: str) -> Dataset:
+    """The run's data at its network's input resolution (224 for the ImageNet networks)."""
+    size = model_cfg(cfg.arch).input_size[-1]
+    return load_dataset(cfg.data, split, cfg.data_dir, image_size=size)
 
 
 def build_model(cfg: TrainConfig, num_classes: int, device: torch.device | str) -> nn.Module:
@@ -104,7 +112,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     if cfg.batch % world:
         raise DDIError(f"batch = {cfg.batch} must be divisible by the {world} processes")
-    ds = load_dataset(cfg.data, "train", cfg.data_dir)
+    ds = run_dataset(cfg, "train")
     if cfg.epochs:
         steps = max(1, round(cfg.epochs * len(ds) / cfg.batch))
         cfg = TrainConfig(**{**asdict(cfg), "epochs": 0, "steps": steps,
@@ -113,6 +121,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
     model = build_model(cfg, ds.num_classes, device)
     if cfg.init and not resume:
         init_weights(model, cfg)
+    if cfg.pretrained and not resume:  # the classifier too if it has the arch's own classes
+        load_pretrained(model, cfg.pretrained,
+                        classifier=ds.num_classes == model_cfg(cfg.arch).num_classes)
     start, opt_state = 0, None
     if resume:
         state = checkpoints.load(checkpoints.dir / "last.pt", cfg)
