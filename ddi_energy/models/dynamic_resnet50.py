@@ -10,8 +10,8 @@ RADI exits after stages 1-3.
 - Channel gate (`channel-cnn`, `mgl2s`): the paper's Fig. 2(b) gate (3×3 stride-2 conv c→c on
   the block's input) would cost 2× a stage-1 block here (c = 4w), so the light gate of its
   Fig. 4(b) is used, as for DenseNet: BN-ReLU-1×1 conv stride 2 to w/2, BN-ReLU-3×3 conv to w/2,
-  global average pool, FC to w (6.25 % of a non-downsampling block's FLOPs, 15.5 % of a
-  downsampling block's gated convs).
+  global average pool, FC to w: 6.25 % of a block's FLOPs (8.2 % at 7×7, where the strided
+  map rounds up; 11.2 % in the first block of stages 2-4, whose gate reads the larger input).
 - Exits after the last block of stages 1, 2 and 3 (the end of stage 4 is the final classifier).
 Module names of the backbone are those of the plain `BottleneckResNet`, so cost-table rows match
 and plain weights load.
