@@ -13,6 +13,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchvision_layout import TvDenseNet, TvResNet, old_densenet_keys, randomize
 
 import ddi_energy
+from ddi_energy.costs.budget import set_budget
 from ddi_energy.costs.cost_model import cost_model, sample_costs
 from ddi_energy.costs.pricing import Pricer
 from ddi_energy.engines.analytic import AnalyticEngine
@@ -39,6 +40,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def all_gates_on(model: torch.nn.Module) -> torch.nn.Module:
+    """Every gate on, whatever the features (a random deep network's are large)."""
+    with torch.no_grad():
+        for head in gate_heads(model):
+            head.weight.zero_()
+            head.bias.fill_(5.0)
+    return model
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +81,22 @@ def test_flop_counter_equals_sample_costs_at_224(arch: str, gating: str, exits: 
         assert 0.2 < costs["channel_skip_ratio"][0] < 0.9  # and channels
     if exits:
         assert len(out.exit_logits) == 3 and (d.exits_run == 3).all()
+
+
+def test_budget_halts_at_an_exit_and_stops_the_work():
+    """A FLOPs budget between the worst cases up to exit 2 and up to exit 3 halts a resnet50
+    input at exit 1 or 2 (0-based), under the budget, computing nothing after the exit."""
+    model = all_gates_on(eval_model("resnet50", "mgl2s", exits=True))
+    worst = cost_model(model).segment_worst()[:, 0].cumsum(0)  # up to exit j, every gate on
+    limit = float(worst[1] + worst[2]) / 2
+    set_budget(model, limit, "flops")
+    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(4))
+    with FlopCounterMode(display=False) as counter:
+        out = model(x)
+    costs = sample_costs(model, out.decisions)
+    assert costs["exit"][0] == 1 and costs["flops"][0] <= limit
+    assert counter.get_total_flops() == costs["flops"][0]
+    assert torch.equal(out.logits, out.exit_logits[1])
 
 
 def test_exit_positions_and_plain_flops():
@@ -154,11 +180,7 @@ def test_pretrained_backbone_in_a_gated_network(references, tmp_path: Path):
     output is the reference network's."""
     path = tmp_path / "resnet50.pth"
     torch.save(references["resnet50"].state_dict(), path)
-    model = eval_model("resnet50", "mgl2s", exits=True)
-    with torch.no_grad():
-        for head in gate_heads(model):  # every gate on, whatever the (large) features
-            head.weight.zero_()
-            head.bias.fill_(5.0)
+    model = all_gates_on(eval_model("resnet50", "mgl2s", exits=True))
     fresh = {k: v.clone() for k, v in model.state_dict().items() if "gate" in k or "exits" in k}
     load_pretrained(model, path)
     for k, v in fresh.items():
