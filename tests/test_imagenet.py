@@ -83,11 +83,14 @@ def test_flop_counter_equals_sample_costs_at_224(arch: str, gating: str, exits: 
         assert len(out.exit_logits) == 3 and (d.exits_run == 3).all()
 
 
-def test_budget_halts_at_an_exit_and_stops_the_work():
-    """A FLOPs budget between the worst cases up to exit 2 and up to exit 3 halts a resnet50
-    input at exit 1 or 2 (0-based), under the budget, computing nothing after the exit."""
-    model = all_gates_on(eval_model("resnet50", "mgl2s", exits=True))
-    worst = cost_model(model).segment_worst()[:, 0].cumsum(0)  # up to exit j, every gate on
+@pytest.mark.parametrize("arch", ["resnet50", "densenet201"])
+def test_budget_halts_at_an_exit_and_stops_the_work(arch: str):
+    """With every gate on, a FLOPs budget between the worst cases up to exit 1 and up to exit 2
+    (0-based) halts the input at exit 1, under the budget: the counted FLOPs are exactly those
+    up to exit 1, so nothing after the exit ran."""
+    model = all_gates_on(eval_model(arch, "mgl2s", exits=True))
+    costs = cost_model(model)
+    worst = costs.stem[0] + costs.segment_worst()[:, 0].cumsum(0)  # up to exit j, all gates on
     limit = float(worst[1] + worst[2]) / 2
     set_budget(model, limit, "flops")
     x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(4))
@@ -95,8 +98,8 @@ def test_budget_halts_at_an_exit_and_stops_the_work():
         out = model(x)
     costs = sample_costs(model, out.decisions)
     assert costs["exit"][0] == 1 and costs["flops"][0] <= limit
-    assert counter.get_total_flops() == costs["flops"][0]
-    assert torch.equal(out.logits, out.exit_logits[1])
+    assert counter.get_total_flops() == costs["flops"][0] == int(worst[1])
+    assert torch.equal(out.logits, out.exit_logits[1]) and out.exit_logits[2].isnan().all()
 
 
 def test_exit_positions_and_plain_flops():
@@ -175,21 +178,36 @@ def test_pretrained_gives_the_reference_logits(arch: str, references):
     assert expected.std() > 0.1  # the logits depend on the weights
 
 
-def test_pretrained_backbone_in_a_gated_network(references, tmp_path: Path):
-    """Gates and exits keep their initialization; with every gate on, the gated network's
-    output is the reference network's."""
-    path = tmp_path / "resnet50.pth"
-    torch.save(references["resnet50"].state_dict(), path)
-    model = all_gates_on(eval_model("resnet50", "mgl2s", exits=True))
-    fresh = {k: v.clone() for k, v in model.state_dict().items() if "gate" in k or "exits" in k}
+@pytest.mark.parametrize(("arch", "heads"), [("resnet50", 17), ("densenet201", 99)])
+def test_pretrained_backbone_in_a_gated_network(arch: str, heads: int, references,
+                                                tmp_path: Path):  # fmt: skip
+    """From a file: gates and exits keep their initialization; with every gate on, the gated
+    network's output is the reference network's."""
+    path = tmp_path / f"{arch}.pth"
+    torch.save(references[arch].state_dict(), path)
+    model = all_gates_on(eval_model(arch, "mgl2s"))
+    fresh = {k: v.clone() for k, v in model.state_dict().items() if "gate" in k}
     load_pretrained(model, path)
+    state = model.state_dict()
     for k, v in fresh.items():
-        assert torch.equal(model.state_dict()[k], v), k
+        assert torch.equal(state[k], v), k
     x = torch.randn(2, 3, SMALL, SMALL, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         out = model(x)
-        torch.testing.assert_close(out.logits, references["resnet50"](x), rtol=1e-4, atol=1e-4)
-    assert out.decisions.executed.all() and len(gate_heads(model)) == 17
+        torch.testing.assert_close(out.logits, references[arch](x), rtol=1e-4, atol=1e-4)
+    assert out.decisions.executed.all() and len(gate_heads(model)) == heads
+
+
+def test_old_densenet_file_in_the_legacy_format(references, tmp_path: Path):
+    """torchvision's DenseNet-201 file predates the zip format and BN counters: old keys, saved
+    with `_use_new_zipfile_serialization=False`, load weights-only and give the same logits."""
+    path = tmp_path / "densenet201-old.pth"
+    torch.save(old_densenet_keys(references["densenet201"].state_dict()), path,
+               _use_new_zipfile_serialization=False)  # fmt: skip
+    model = load_pretrained(ddi_energy.get_model("densenet201"), path).eval()
+    x = torch.randn(1, 3, SMALL, SMALL, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), references["densenet201"](x), rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize(
@@ -225,6 +243,9 @@ def test_pretrained_file_errors(tmp_path: Path):
         load_pretrained(model, bad)
     torch.save({"weights": [1, 2]}, bad)
     with pytest.raises(DDIError, match="not a state dict"):
+        load_pretrained(model, bad)
+    torch.save(TvResNet(), bad)  # a whole pickled network: code, refused by weights_only
+    with pytest.raises(DDIError, match=r"bad.pth: not a PyTorch state dict file \(Unpickling"):
         load_pretrained(model, bad)
     load_pretrained(model, {k: v for k, v in TvResNet(num_classes=10).state_dict().items()},
                     classifier=False)  # another number of classes: keep our classifier
