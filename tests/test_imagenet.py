@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from cli_helpers import run
-from dynamic_helpers import eval_model, gate_heads
+from dynamic_helpers import eval_model, gate_heads, set_bias
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision_layout import TvDenseNet, TvResNet, old_densenet_keys, randomize
 
@@ -113,6 +113,28 @@ def test_exit_positions_and_plain_flops():
     assert len(resnet.units) == 16 and len(dense.units) == 98
     assert 2 * sum(la.macs for la in walk_arch("densenet201")) == 8_582_731_776
     assert 2 * sum(la.macs for la in walk_arch("resnet50")) == 8_178_368_512
+
+
+@pytest.mark.parametrize("arch", ["resnet50", pytest.param("densenet201", marks=pytest.mark.slow)])
+def test_resource_loss_trains_the_gates(arch: str):
+    """Training mode (masked chains): at saturated gates the expected FLOPs are the hard cost,
+    whose bottleneck `conv2` counts n × n channels; at p ≈ 0.6 every gate weight gets a gradient."""
+    x = torch.randn(2, 3, SMALL, SMALL, generator=torch.Generator().manual_seed(6))
+    torch.manual_seed(0)
+    model = set_bias(ddi_energy.get_model(arch, gating="mgl2s"), 1000.0).train()
+    out = model(x)
+    loss = ddi_energy.ResourceLoss(model, mode="flops", normalize=False)(out)
+    assert loss.item() == sample_costs(model, out.decisions)["flops"][0]
+    torch.manual_seed(0)
+    model = ddi_energy.get_model(arch, gating="mgl2s").train()
+    with torch.no_grad():  # unsaturated gates (p 0.5-0.75 here): no gradient underflows
+        for head in gate_heads(model):
+            head.bias.fill_(0.5)
+    ddi_energy.ResourceLoss(model, mode="flops")(model(x)).backward()
+    for i, gate in enumerate((model.layer_gate, *(u.cgate for u in model.units))):
+        for name, p in gate.named_parameters():
+            if p.dim() > 1:  # weights; BN affine under ReLU can be dead
+                assert p.grad is not None and p.grad.abs().sum() > 0, (i, name)
 
 
 def test_gate_overheads():
