@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import scalesim_cli
 
 from ddi_energy.engines.scalesim_engine import ScaleSimEngine
-from ddi_energy.engines.scalesim_files import read_reports, write_inputs
+from ddi_energy.engines.scalesim_files import write_inputs
 from ddi_energy.hardware.config import from_dict
 from ddi_energy.models.zoo import walk_arch
 from ddi_energy.tables.build import build_table
@@ -66,15 +65,7 @@ def test_table_equals_scalesim_cli_on_emitted_files(tmp_path: Path, dataflow: st
     table = build_table(specs, hw, ScaleSimEngine(cache_dir=tmp_path / "cache"), progress=False)
     emit = tmp_path / "emit"
     write_inputs(emit, [(s.name, s.shape) for s in specs], hw)
-    out = tmp_path / "out"
-    out.mkdir()
-    subprocess.run(
-        [sys.executable, "-m", "scalesim.scale", "-c", str(emit / "scalesim.cfg"),
-         "-t", str(emit / "topology.csv"), "-l", str(emit / "layout.csv"), "-p", str(out)],
-        check=True, capture_output=True, timeout=600,
-    )  # fmt: skip
-    (report_dir,) = [p for p in out.iterdir() if p.is_dir()]
-    reports = read_reports(report_dir)
+    reports = scalesim_cli(emit, tmp_path / "out")
     assert len(reports) == len(table)
     for (_, row), report in zip(table.iterrows(), reports, strict=True):
         assert [row[f] for f in COUNT_FIELDS] == [getattr(report, f) for f in COUNT_FIELDS]

@@ -30,30 +30,22 @@ RF_MODEL = (
     "rf_accesses = 4 x MACs (per MAC: ifmap, weight and psum read, psum write; Eyeriss ISCA 2016) "
     "+ one register access per element of the stationary operand as it is loaded or drained: "
     "os = ofmap pixels x filters (outputs drained), ws = R*S*C x filters (weights loaded), "
-    "is = R*S*C x ofmap pixels (inputs loaded)"
+    "is = R*S*C x ofmap pixels (inputs loaded); per SCALE-Sim layer, so a grouped or dilated "
+    "conv sums those of its groups and phases (C = channels per group)"
 )
 
 
-def rf_accesses(frame: pd.DataFrame, dataflow: str) -> pd.Series:
-    """Register-file accesses per row, from MACs and the stationary operand of the dataflow.
-
-    `frame` needs columns macs, in_channels, out_channels, filter_h, filter_w, ofmap_h, ofmap_w.
-    """
-    window = frame["filter_h"] * frame["filter_w"] * frame["in_channels"]
-    pixels = frame["ofmap_h"] * frame["ofmap_w"]
-    stationary = {
-        "os": pixels * frame["out_channels"],
-        "ws": window * frame["out_channels"],
-        "is": window * pixels,
-    }[dataflow]
-    return RF_PER_MAC * frame["macs"] + stationary
+def rf_accesses(macs: int, pixels: int, window: int, filters: int, dataflow: str) -> int:
+    """Register-file accesses of one SCALE-Sim layer (ofmap `pixels`, R·S·C `window`, `filters`):
+    per MAC, plus one per element of the dataflow's stationary operand."""
+    stationary = {"os": pixels * filters, "ws": window * filters, "is": window * pixels}
+    return RF_PER_MAC * macs + stationary[dataflow]
 
 
 def add_energy(frame: pd.DataFrame, hw: HardwareConfig) -> pd.DataFrame:
-    """Add rf_accesses and the Eq. 6 energy columns (pJ) to a table of access counts."""
+    """Add the Eq. 6 energy columns (pJ) to a table of access counts (`rf_accesses` included)."""
     e = hw.energy_pj
     out = frame.copy()
-    out["rf_accesses"] = rf_accesses(out, hw.dataflow)
     out["energy_dram_pj"] = e["dram"] * out[list(DRAM_COLUMNS)].sum(axis=1)
     sram = hw.sram_pj()
     out["energy_sram_pj"] = sum(

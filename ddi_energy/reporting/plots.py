@@ -650,8 +650,8 @@ def plot_all(run_dirs: Sequence[Path] = (), tables: Sequence[str] = (),
             staircase_layers(table, layers, name)  # check --layers before writing anything
             drawn.append((f"staircase_{name}", lambda t=table, n=name: staircase(t, layers, n)))
         else:
-            result.skipped.append(f"staircase ({name}): no channel rows (a layer-granularity "
-                                  "table; profile with --granularity channel)")  # fmt: skip
+            result.skipped.append(f"staircase ({name}): no channel rows (a network without "
+                                  "channel gates, or a layer-granularity table)")  # fmt: skip
     if not summaries:
         result.skipped.append("sweep: no --sweep given")
     for name, summary in summaries:

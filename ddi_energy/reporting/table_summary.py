@@ -50,19 +50,25 @@ def _fmt_energy(pj: float) -> str:
 
 
 def layer_summary(table: pd.DataFrame) -> str:
-    """One line per layer (all channels active) with shape, MACs, cycles and energy by level."""
+    """One line per layer (all channels active) with shape, MACs, cycles and energy by level.
+
+    The kernel column reads RxS/stride, plus gG for a grouped and dD for a dilated conv.
+    """
     full = table[table["is_full"]]
     gated_rows = table.groupby("layer_index").size()
     lines = [
-        f"{'layer':<26} {'C->K':>9} {'in':>7} {'RxS/s':>6} {'MACs':>10} {'cycles':>9} "
+        f"{'layer':<26} {'C->K':>9} {'in':>7} {'RxS/s':<10} {'MACs':>10} {'cycles':>9} "
         f"{'DRAM':>6} {'SRAM':>6} {'RF':>6} {'MAC':>6} {'energy':>11} {'rows':>5}"
     ]
     for _, r in full.iterrows():
         e = r["energy_pj"]
         shares = " ".join(f"{100 * r[col] / e:5.1f}%" for _, col in LEVELS)
+        kernel = f"{r['filter_h']}x{r['filter_w']}/{r['stride']}" + (
+            f" g{r['groups']}" if r["groups"] != 1 else "") + (
+            f" d{r['dilation']}" if str(r["dilation"]) != "1" else "")  # fmt: skip
         lines.append(
             f"{r['layer']:<26} {r['in_channels']:>4}->{r['out_channels']:<4} "
-            f"{r['ifmap_h']:>3}x{r['ifmap_w']:<3} {r['filter_h']}x{r['filter_w']}/{r['stride']:<2} "
+            f"{r['ifmap_h']:>3}x{r['ifmap_w']:<3} {kernel:<10} "
             f"{r['macs']:>10,} {r['cycles']:>9,} {shares} {_fmt_energy(e):>11} "
             f"{gated_rows[r['layer_index']]:>5}"
         )

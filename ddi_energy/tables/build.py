@@ -14,11 +14,16 @@ import pandas as pd
 
 from ddi_energy.engines.registry import COUNT_MODEL_NOTES, Engine, count_engine
 from ddi_energy.hardware.config import HardwareConfig
-from ddi_energy.hardware.energy import RF_MODEL, add_energy
+from ddi_energy.hardware.energy import RF_MODEL, add_energy, rf_accesses
 from ddi_energy.models.zoo import walk_arch
 from ddi_energy.tables.columns import TABLE_COLUMNS, content_digest, network_totals
-from ddi_energy.tables.rows import Granularity, RowSpec, row_specs
-from ddi_energy.workload.shapes import COUNT_FIELDS, ConvShape
+from ddi_energy.tables.rows import Granularity, RowSpec, row_specs, shape_names
+from ddi_energy.workload.shapes import COUNT_FIELDS, Layer
+
+
+def _hw(h: int, w: int) -> int | str:
+    """A per-axis value as a table cell: one int when both axes agree, else "HxW"."""
+    return h if h == w else f"{h}x{w}"
 
 
 def build_table(
@@ -29,20 +34,18 @@ def build_table(
     jobs: int = 1,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Run the engine on the unique shapes of `specs` and assemble the Eq. 6 table (a physical
-    engine gets the shapes with their padding)."""
+    """Run the engine on the unique SCALE-Sim layers of `specs` and assemble the Eq. 6 table.
 
-    def key(spec: RowSpec) -> ConvShape:
-        return spec.padded_shape if engine.model == "physical" else spec.shape
-
-    names: dict[ConvShape, str] = {}
-    for spec in specs:
-        names.setdefault(key(spec), spec.name)
+    A row's counts, MACs and RF accesses are the sums over its SCALE-Sim layers (one for a
+    dense layer; every group and dilation phase of a grouped or dilated conv). A physical
+    engine gets them with their padding (`RowSpec.padded_parts`).
+    """
+    names = shape_names(specs, engine.model)
     counts = engine.counts(list(names), hw, jobs=jobs, progress=progress, names=names)
     records = []
     for spec in specs:
-        shape, layer = spec.shape, spec.layer
-        c = counts[key(spec)]
+        layer, parts = spec.layer, spec.parts_for(engine.model)
+        extent_h, extent_w = layer.extent_hw
         records.append(
             {
                 "layer": layer.name,
@@ -50,22 +53,27 @@ def build_table(
                 "out_channels": spec.out_channels,
                 "full_in_channels": layer.in_channels,
                 "full_out_channels": layer.out_channels,
-                "ifmap_h": shape.ifmap_h,
-                "ifmap_w": shape.ifmap_w,
-                "filter_h": shape.filter_h,
-                "filter_w": shape.filter_w,
-                "stride": shape.stride,
-                "macs": shape.macs,
-                **{f: getattr(c, f) for f in COUNT_FIELDS},
+                "ifmap_h": extent_h,
+                "ifmap_w": extent_w,
+                "filter_h": layer.filter_h,
+                "filter_w": layer.filter_w,
+                "stride": _hw(*layer.stride_hw),
+                "macs": sum(n * s.macs for s, n in parts),
+                **{f: sum(n * getattr(counts[s], f) for s, n in parts) for f in COUNT_FIELDS},
+                "rf_accesses": sum(n * rf_accesses(s.macs, s.ofmap_pixels, s.window, s.filters,
+                                                   hw.dataflow) for s, n in parts),
                 "layer_index": spec.index,
                 "kind": layer.kind,
                 "is_full": spec.is_full,
                 "layer_gate": layer.layer_gate or "",
                 "channel_gate": layer.channel_gate or "",
                 "channel_axis": layer.channel_axis or "",
-                "ofmap_h": shape.ofmap_h,
-                "ofmap_w": shape.ofmap_w,
-                "padding": layer.padding,
+                "ofmap_h": layer.out_h,
+                "ofmap_w": layer.out_w,
+                "padding": _hw(*layer.padding_hw),
+                "groups": layer.groups,
+                "dilation": _hw(*layer.dilation_hw),
+                "sim_layers": sum(n for _, n in parts),
             }
         )
     table = add_energy(pd.DataFrame.from_records(records), hw)
@@ -92,10 +100,13 @@ def metadata(
     granularity: Granularity,
     seconds: float,
     table: pd.DataFrame,
+    model: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """What a reader needs to trace every number of a table back to its inputs."""
+    """What a reader needs to trace every number of a table back to its inputs (`model`: where
+    a user model came from and what it ran that the table does not price)."""
     return {
         "arch": arch,
+        **(model or {}),
         "hw": hw.to_dict(),
         "hw_source": source_name(hw),
         "hw_digest": hw.digest(),
@@ -145,15 +156,21 @@ def run_profile(
     jobs: int = 1,
     progress: bool = True,
     cache_dir: Path | None = None,
+    layers: Sequence[Layer] | None = None,
+    model: dict[str, Any] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The table of `arch` on `hw` under a count model (`scalesim` from `engine`, or
-    `physical`) and its metadata (not written: see `write_table`)."""
+    `physical`) and its metadata (not written: see `write_table`).
+
+    `layers` replaces the zoo walk of `arch` (a user model's; `arch` then only names it) and
+    `model` adds to the metadata (see `metadata`).
+    """
     start = time.perf_counter()
-    specs = row_specs(walk_arch(arch), granularity)
+    specs = row_specs(walk_arch(arch) if layers is None else layers, granularity)
     counter = count_engine(counts, engine, cache_dir=cache_dir)
     table = build_table(specs, hw, counter, jobs=jobs, progress=progress)
     meta = metadata(
         arch=arch, hw=hw, energy_note=energy_note, engine=counter, granularity=granularity,
-        seconds=time.perf_counter() - start, table=table,
+        seconds=time.perf_counter() - start, table=table, model=model,
     )  # fmt: skip
     return table, meta

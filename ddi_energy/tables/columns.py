@@ -21,12 +21,15 @@ TABLE_COLUMNS = (
     # Beyond the required columns: what a consumer of the table needs to map rows to gates.
     "layer_index", "kind", "is_full", "layer_gate", "channel_gate", "channel_axis",
     "ofmap_h", "ofmap_w", "padding",
+    # Grouped and dilated convs: how the row's SCALE-Sim layers were formed, and how many.
+    "groups", "dilation", "sim_layers",
 )  # fmt: skip
 
-
-# Columns tables written before the physical count model lack; 0 is their value (SCALE-Sim
-# counts no partial-sum reads).
-PSUM_COLUMNS = ("sram_ofmap_reads", "dram_ofmap_reads")
+# Columns tables gained later, with the value every table written before them implies: no
+# partial-sum reads (SCALE-Sim counts none; the physical count model added them) and dense
+# layers (grouped and dilated convs came later).
+ADDED_COLUMNS = {"sram_ofmap_reads": 0, "dram_ofmap_reads": 0, "groups": 1, "dilation": 1,
+                 "sim_layers": 1}  # fmt: skip
 
 
 def network_totals(table: pd.DataFrame) -> dict[str, float]:
@@ -37,7 +40,9 @@ def network_totals(table: pd.DataFrame) -> dict[str, float]:
 
 
 # Columns that hold text; every other column of a table is a number (or the bool is_full).
-TEXT_COLUMNS = ("layer", "kind", "layer_gate", "channel_gate", "channel_axis")
+# stride, padding and dilation are a number, or "HxW" where a layer's axes differ.
+TEXT_COLUMNS = ("layer", "kind", "layer_gate", "channel_gate", "channel_axis", "stride", "padding",
+                "dilation")  # fmt: skip
 
 
 def content_digest(table: pd.DataFrame) -> str:

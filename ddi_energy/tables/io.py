@@ -17,7 +17,7 @@ import pandas as pd
 
 from ddi_energy.errors import DDIError, warn
 from ddi_energy.files import atomic_write_all
-from ddi_energy.tables.columns import PSUM_COLUMNS, TABLE_COLUMNS, TEXT_COLUMNS, content_digest
+from ddi_energy.tables.columns import ADDED_COLUMNS, TABLE_COLUMNS, TEXT_COLUMNS, content_digest
 
 
 def shipped_dir() -> Path:
@@ -51,15 +51,15 @@ def load_cost_table(spec: str | Path) -> pd.DataFrame:
         table = pd.read_csv(path, keep_default_na=False)
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise DDIError(f"{path}: not a readable CSV cost table ({exc})") from None
-    missing = [c for c in TABLE_COLUMNS if c not in table.columns and c not in PSUM_COLUMNS]
+    missing = [c for c in TABLE_COLUMNS if c not in table.columns and c not in ADDED_COLUMNS]
     if missing:
         raise DDIError(f"{path}: not a cost table, missing column {missing[0]!r}")
     meta_path = path.with_suffix(".json")
     meta = _metadata(meta_path)
-    _check_content(table, meta, path, meta_path)
-    for column in PSUM_COLUMNS:  # a table from before the physical model: SCALE-Sim counts
+    _check_content(table, meta, path, meta_path)  # as written: before the added columns
+    for column, value in ADDED_COLUMNS.items():
         if column not in table.columns:
-            table[column] = 0
+            table[column] = value
     table.attrs["meta"] = meta
     table.attrs["path"] = str(path)
     return table

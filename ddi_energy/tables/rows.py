@@ -3,15 +3,17 @@
 For a channel-gated layer, the rows sweep the count on the axis its gate changes (1..k; on both
 axes together for a layer whose inputs and outputs one mask gates); the row with every channel
 active is the full layer (`is_full`). Ungated layers have their full row only.
+A row is one SCALE-Sim layer, or several for a grouped or dilated conv (`RowSpec.parts`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
-from ddi_energy.workload.shapes import ConvShape, Layer, PaddedShape
+from ddi_energy.workload.shapes import ConvShape, Layer
 
 Granularity = Literal["channel", "layer"]
 
@@ -27,12 +29,29 @@ class RowSpec:
 
     @property
     def shape(self) -> ConvShape:
+        """The SCALE-Sim layer of a dense row (a grouped or dilated row has `parts`)."""
         return self.layer.shape(self.in_channels, self.out_channels)
 
-    @property
-    def padded_shape(self) -> PaddedShape:
-        """`shape` with the layer's padding (what the physical count model needs)."""
-        return self.layer.padded_shape(self.in_channels, self.out_channels)
+    @cached_property
+    def parts(self) -> tuple[tuple[ConvShape, int], ...]:
+        """Distinct SCALE-Sim layers of this row and how often each runs (computed once: the
+        engines' work list and the table both read it)."""
+        return self.layer.parts(self.in_channels, self.out_channels)
+
+    @cached_property
+    def padded_parts(self) -> tuple[tuple[ConvShape, int], ...]:
+        """`parts` as `PaddedShape`s: where each part's real input lies (the physical count
+        model leaves zero padding out)."""
+        return self.layer.parts(self.in_channels, self.out_channels, padded=True)
+
+    def parts_for(self, counts: str) -> tuple[tuple[ConvShape, int], ...]:
+        """The parts an engine of count model `counts` is keyed by."""
+        return self.padded_parts if counts == "physical" else self.parts
+
+    def sim_layers(self) -> list[tuple[str, ConvShape]]:
+        """The SCALE-Sim topology rows of this row, named, in order (groups unrolled)."""
+        return [(self.name + suffix, shape)
+                for suffix, shape in self.layer.sim_layers(self.in_channels, self.out_channels)]
 
     @property
     def is_full(self) -> bool:
@@ -62,3 +81,13 @@ def row_specs(layers: Sequence[Layer], granularity: Granularity) -> list[RowSpec
         else:
             specs.append(RowSpec(index, layer, layer.in_channels, layer.out_channels))
     return specs
+
+
+def shape_names(specs: Sequence[RowSpec], counts: str = "scalesim") -> dict[ConvShape, str]:
+    """Every distinct SCALE-Sim layer of `specs` (padded for physical `counts`), named after the
+    first row that runs it (the engines' work list: each shape is counted once)."""
+    names: dict[ConvShape, str] = {}
+    for spec in specs:
+        for shape, _ in spec.parts_for(counts):
+            names.setdefault(shape, spec.name)
+    return names

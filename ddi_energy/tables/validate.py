@@ -17,7 +17,7 @@ import pandas as pd
 
 from ddi_energy.engines.registry import count_engine, get_engine
 from ddi_energy.hardware.config import HardwareConfig
-from ddi_energy.tables.rows import RowSpec
+from ddi_energy.tables.rows import RowSpec, shape_names
 from ddi_energy.workload.shapes import REPORT_FIELDS, ConvShape
 
 # Columns the physical model takes from SCALE-Sim unchanged (engines/physical.py, item 4).
@@ -62,17 +62,16 @@ def validate(
     progress: bool = True,
     cache_dir: Path | None = None,
 ) -> Validation:
-    """Run SCALE-Sim and the count model on (a seeded sample of) the unique shapes of `specs`
-    and check every reported column (`checks`)."""
+    """Run SCALE-Sim and the count model on (a seeded sample of) the unique SCALE-Sim layers of
+    `specs` (every group and dilation phase of a grouped or dilated row) and check every
+    reported column (`checks`)."""
     ours = count_engine(counts)
-    names: dict[ConvShape, str] = {}
-    for spec in specs:
-        names.setdefault(spec.padded_shape if ours.model == "physical" else spec.shape, spec.name)
+    names = shape_names(specs, ours.model)
     shapes = list(names)
     if sample is not None and sample < len(shapes):
         shapes = random.Random(seed).sample(shapes, sample)
     chosen = set(shapes)
-    rows = sum(1 for spec in specs if spec.padded_shape in chosen or spec.shape in chosen)
+    rows = sum(1 for spec in specs if any(s in chosen for s, _ in spec.parts_for(ours.model)))
     plain = {shape: _plain(shape) for shape in shapes}
     reference = get_engine("scalesim", cache_dir=cache_dir).counts(
         list(dict.fromkeys(plain.values())), hw, jobs=jobs, progress=progress,

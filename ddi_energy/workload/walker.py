@@ -1,93 +1,71 @@
-"""Turn a PyTorch model into the list of conv/FC `Layer`s it runs, in execution order.
+"""Turn a PyTorch model into the list of conv/FC `Layer`s it runs, in execution order, and the
+FLOP-carrying ops that no layer handle prices.
 
 Shapes come from one batch-1 forward pass with hooks rather than from static inspection, so
-whatever the model's forward does (strides, pooling, concatenation) is reflected exactly. Gate
-annotations come from each module's `ddi_gate` attribute (see `ddi_energy.workload.annotations`).
+whatever the model's forward does (strides, pooling, concatenation, reshapes into tokens) is
+reflected exactly. Modules become layers through the handles of `ddi_energy.workload.handles`;
+gate annotations come from each module's `ddi_gate` attribute (`ddi_energy.workload.annotations`).
+During the same pass `OpRecorder` sees every aten op with the module running it, so the FLOPs a
+handled module runs are checked against the layer it became, and every other FLOP-carrying op
+is reported (`Walk.unpriced`).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from ddi_energy.errors import DDIError
-from ddi_energy.workload.annotations import get_gate
+from ddi_energy.workload.handles import HANDLES, LayerHandle, handle_for
 from ddi_energy.workload.shapes import Layer
+from ddi_energy.workload.unpriced import OpRecord, OpRecorder, UnpricedKind, unpriced_kinds
 
 
-def _square(name: str, what: str, value: object) -> int:
-    """Collapse a (h, w) pair to one int; `Layer` has a single padding and stride."""
-    if isinstance(value, str):
-        raise DDIError(f"layer {name}: {what}={value!r} not supported (use an explicit int)")
-    if isinstance(value, int):
-        return value
-    pair = tuple(value)  # type: ignore[call-overload]
-    if len(pair) != 2 or pair[0] != pair[1]:
-        raise DDIError(f"layer {name}: non-square {what} {pair} not supported")
-    return int(pair[0])
+@dataclass(frozen=True)
+class Walk:
+    """What one forward pass runs: the priced layers and every FLOP-carrying op."""
+
+    layers: tuple[Layer, ...]
+    ops: tuple[OpRecord, ...]
+    unpriced: tuple[UnpricedKind, ...]  # ops outside handled modules, by kind
+
+    @property
+    def flops(self) -> int:
+        """Counted FLOPs of the whole forward, priced or not (unknown ones excluded)."""
+        return sum(op.flops or 0 for op in self.ops)
 
 
-def _gate_fields(m: nn.Module) -> dict[str, str | None]:
-    gate = get_gate(m) or (None, None, None)
-    return dict(zip(("layer_gate", "channel_gate", "channel_axis"), gate, strict=True))
+def _check_priced(layers: dict[str, Layer], ops: tuple[OpRecord, ...]) -> None:
+    """Each handled module ran exactly the FLOPs of the layer it became (2 × its MACs)."""
+    seen: dict[str, int | None] = dict.fromkeys(layers, 0)
+    for op in ops:
+        if op.scope in seen:
+            before = seen[op.scope]
+            seen[op.scope] = None if before is None or op.flops is None else before + op.flops
+    for scope, layer in layers.items():
+        if seen[scope] != 2 * layer.macs:
+            raise DDIError(f"layer {layer.name}: its forward ran {seen[scope]} FLOPs, but as a "
+                           f"{layer.kind} layer it is priced at {2 * layer.macs} (2 x MACs); "
+                           "a module type with its own forward needs its own handle")  # fmt: skip
 
 
-def _conv_layer(name: str, m: nn.Conv2d, x: torch.Tensor) -> Layer:
-    if m.groups != 1:
-        raise DDIError(f"layer {name}: grouped/depthwise conv (groups={m.groups}) not supported")
-    if _square(name, "dilation", m.dilation) != 1:
-        raise DDIError(f"layer {name}: dilated conv (dilation={m.dilation}) not supported")
-    if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != m.in_channels:
-        raise DDIError(f"layer {name}: unexpected input shape {tuple(x.shape)}")
-    kh, kw = m.kernel_size
-    if kh != kw:
-        raise DDIError(f"layer {name}: non-square kernel {m.kernel_size} not supported")
-    return Layer(
-        name=name,
-        kind="conv",
-        in_h=int(x.shape[2]),
-        in_w=int(x.shape[3]),
-        padding=_square(name, "padding", m.padding),
-        filter_h=kh,
-        filter_w=kw,
-        in_channels=m.in_channels,
-        out_channels=m.out_channels,
-        stride=_square(name, "stride", m.stride),
-        **_gate_fields(m),
-    )
-
-
-def _fc_layer(name: str, m: nn.Linear, x: torch.Tensor) -> Layer:
-    if x.numel() != m.in_features:
-        # A Linear over extra token/spatial dims would be many 1×1 convs, not one.
-        raise DDIError(f"layer {name}: FC input shape {tuple(x.shape)} is not (1, features)")
-    return Layer(
-        name=name,
-        kind="fc",
-        in_h=1,
-        in_w=1,
-        padding=0,
-        filter_h=1,
-        filter_w=1,
-        in_channels=m.in_features,
-        out_channels=m.out_features,
-        stride=1,
-        **_gate_fields(m),
-    )
-
-
-def walk_layers(
-    model: nn.Module, input_size: tuple[int, int, int] | None = None, prefix: str = ""
-) -> list[Layer]:
-    """Conv and FC layers of `model` in execution order, from one batch-1 forward on zeros.
+def walk_model(
+    model: nn.Module,
+    input_size: tuple[int, int, int] | None = None,
+    prefix: str = "",
+    handles: dict[type[nn.Module], LayerHandle] = HANDLES,
+) -> Walk:
+    """Layers of `model` in execution order and its FLOP-carrying ops, from one batch-1 forward
+    on zeros.
 
     Layer names are module names, `prefix.`-qualified if a prefix is given (for submodules).
-
     Runs on the device the model's parameters live on (a model built on the meta device costs
     no arithmetic). The model is put in eval mode for the pass, so BN statistics are untouched,
-    and restored afterwards. A module called more than once is an error: layer names are keys.
+    and restored afterwards. A handled module called more than once is an error: layer names
+    are keys.
     """
-    prefix = f"{prefix}." if prefix else ""
     if input_size is None:
         input_size = getattr(model, "input_size", None)
         if input_size is None:
@@ -96,34 +74,52 @@ def walk_layers(
     device = param.device if param is not None else torch.device("cpu")
     dtype = param.dtype if param is not None else torch.float32
 
-    layers: list[Layer] = []
-    seen: set[str] = set()
+    layers: dict[str, Layer] = {}
+    scopes: list[str] = []  # the modules running, outermost first; the model itself is ""
 
-    def hook_for(name: str):
-        def hook(module: nn.Module, args: tuple, _out: object) -> None:
-            if name in seen:
-                raise DDIError(f"layer {name} runs more than once per forward; cannot walk it")
-            seen.add(name)
-            x = args[0]
-            if isinstance(module, nn.Conv2d):
-                layers.append(_conv_layer(prefix + name, module, x))
-            else:
-                layers.append(_fc_layer(prefix + name, module, x))  # type: ignore[arg-type]
+    def enter(name: str):
+        def hook(_module: nn.Module, _args: tuple) -> None:
+            scopes.append(name)
 
         return hook
 
-    handles = [
-        m.register_forward_hook(hook_for(name))
-        for name, m in model.named_modules()
-        if isinstance(m, (nn.Conv2d, nn.Linear))
-    ]
+    def leave(name: str, handle: LayerHandle | None):
+        full = ".".join(part for part in (prefix, name) if part)
+
+        def hook(module: nn.Module, args: tuple, out: object) -> None:
+            scopes.pop()
+            if handle is None:
+                return
+            if name in layers:
+                raise DDIError(f"layer {full} runs more than once per forward; cannot walk it")
+            if not args:
+                raise DDIError(f"layer {full}: called without a positional input")
+            layers[name] = handle(full, module, args[0], out)  # type: ignore[arg-type]
+
+        return hook
+
+    hooks = []
+    for name, m in model.named_modules():
+        hooks.append(m.register_forward_pre_hook(enter(name)))
+        hooks.append(m.register_forward_hook(leave(name, handle_for(m, handles))))
+    recorder = OpRecorder(lambda: scopes[-1] if scopes else "")
     was_training = model.training
     try:
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), recorder:
             model(torch.zeros((1, *input_size), device=device, dtype=dtype))
     finally:
-        for h in handles:
+        for h in hooks:
             h.remove()
         model.train(was_training)
-    return layers
+    ops = tuple(recorder.records)
+    _check_priced(layers, ops)
+    root = f"<{type(model).__name__}.forward>"
+    return Walk(tuple(layers.values()), ops, unpriced_kinds(ops, set(layers), root))
+
+
+def walk_layers(
+    model: nn.Module, input_size: tuple[int, int, int] | None = None, prefix: str = ""
+) -> list[Layer]:
+    """The conv and FC layers of `model` in execution order (see `walk_model`)."""
+    return list(walk_model(model, input_size, prefix).layers)
