@@ -26,6 +26,49 @@ COUNTS_HELP = ("Count model: scalesim (SCALE-Sim's counts, artefacts included) o
                "same mapping as hardware spends it; see README, Count models).")
 
 
+def _input_size(_ctx: click.Context, _param: click.Parameter, value: str | None
+                ) -> tuple[int, ...] | None:  # fmt: skip
+    if value is None:
+        return None
+    try:
+        size = tuple(int(v) for v in value.split(","))
+    except ValueError:
+        size = ()
+    if len(size) != 3 or min(size) < 1:
+        raise click.BadParameter(f"{value!r}: expected C,H,W, three positive integers")
+    return size
+
+
+def _model_options(func):
+    """--arch, or --model with its input size, name and the unpriced-ops switch."""
+    options = [
+        click.option("--arch", default=None, help="Network from the zoo (see `ddi-energy "
+                     "models`)."),
+        click.option("--model", "model_spec", default=None, metavar="FILE.py:FACTORY",
+                     help="Your own network instead: FILE.py:FACTORY or package.module:FACTORY, "
+                          "a function or class building the nn.Module with no arguments."),
+        click.option("--input-size", callback=_input_size, default=None, metavar="C,H,W",
+                     help="Input of --model (one image, e.g. 3,32,32) [default: the model's "
+                          "input_size attribute]."),
+        click.option("--name", default=None,
+                     help="Table name of --model [default: the factory's name]."),
+        click.option("--allow-unpriced", is_flag=True,
+                     help="Profile a --model that runs FLOP-carrying ops no table row prices "
+                          "(matmul, attention, conv3d, ...): leave them out, warn, and list "
+                          "them in the metadata."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _workload(arch: str | None, model_spec: str | None, input_size: tuple[int, ...] | None,
+              name: str | None, allow_unpriced: bool):  # fmt: skip
+    from ddi_energy.tables.profile_model import workload_for
+
+    return workload_for(arch, model_spec, input_size, name=name, allow_unpriced=allow_unpriced)
+
+
 class _EnergyOrAuto(click.ParamType):
     """pJ per word, or `auto` (per-buffer energy from capacity)."""
 
@@ -46,7 +89,7 @@ def _energy_overrides(values: dict[str, float | str | None]) -> dict[str, float 
 
 
 @cli.command()
-@click.option("--arch", required=True, help="Network from the zoo (see `ddi-energy models`).")
+@_model_options
 @click.option("--hw", "hw_spec", required=True,
               help="Hardware config: bundled name (eyeriss.yaml), YAML path or SCALE-Sim .cfg.")
 @click.option("--engine", type=ENGINE_CHOICE, default="analytic", show_default=True,
@@ -73,39 +116,43 @@ def _energy_overrides(values: dict[str, float | str | None]) -> dict[str, float 
 @click.option("--e-rf", type=float, default=None, help="Override RF energy, pJ per word.")
 @click.option("--e-mac", type=float, default=None, help="Override MAC energy, pJ per MAC.")
 @click.option("--quiet", is_flag=True, help="No per-layer summary and no progress bar.")
-def profile(arch: str, hw_spec: str, engine: str, counts: str, granularity: str, out_dir: Path,
-            emit_dir: Path | None, jobs: int, cache_dir: Path | None, e_dram: float | None,
-            e_sram: float | str | None, e_rf: float | None, e_mac: float | None,
-            quiet: bool) -> None:  # fmt: skip
-    """Profile every layer of ARCH on HW and write the Eq. 6 energy table."""
+def profile(arch: str | None, model_spec: str | None, input_size: tuple[int, ...] | None,
+            name: str | None, allow_unpriced: bool, hw_spec: str, engine: str, counts: str,
+            granularity: str, out_dir: Path, emit_dir: Path | None, jobs: int,
+            cache_dir: Path | None, e_dram: float | None, e_sram: float | str | None,
+            e_rf: float | None, e_mac: float | None, quiet: bool) -> None:  # fmt: skip
+    """Profile every layer of a zoo ARCH or your own --model on HW and write the Eq. 6 energy
+    table."""
     from ddi_energy.engines.registry import count_engine
     from ddi_energy.engines.scalesim_files import write_inputs
     from ddi_energy.files import cleanup_on_failure, prepare_dirs
     from ddi_energy.hardware.config import load_hw
-    from ddi_energy.models.zoo import walk_arch
     from ddi_energy.reporting.table_summary import layer_summary, sram_text, totals_summary
     from ddi_energy.tables.build import run_profile, table_stem
     from ddi_energy.tables.io import write_table
     from ddi_energy.tables.rows import row_specs
 
-    layers = walk_arch(arch)
+    count_engine(counts, engine)  # a bad combination stops here, before any work or output
+    work = _workload(arch, model_spec, input_size, name, allow_unpriced)
     overrides = _energy_overrides({"dram": e_dram, "sram": e_sram, "rf": e_rf, "mac": e_mac})
     hw, energy_note = load_hw(hw_spec, overrides)
-    count_engine(counts, engine)  # a bad combination stops here, before any output
     with cleanup_on_failure(out_dir, emit_dir):
         prepare_dirs(out_dir, *([emit_dir] if emit_dir is not None else []))
         if emit_dir is not None:
-            specs = row_specs(layers, granularity)
-            write_inputs(emit_dir, [(s.name, s.shape) for s in specs], hw)
-            click.echo(f"wrote SCALE-Sim inputs for {len(specs)} rows to {emit_dir}/")
+            specs = row_specs(work.layers, granularity)
+            rows = [row for spec in specs for row in spec.sim_layers()]
+            write_inputs(emit_dir, rows, hw)
+            click.echo(f"wrote SCALE-Sim inputs for {len(specs)} rows ({len(rows)} SCALE-Sim "
+                       f"layers) to {emit_dir}/")
         source = f"the {engine} engine" if counts == "scalesim" else "the physical count model"
-        click.echo(f"profiling {arch} on {hw.name} ({hw.rows}x{hw.cols} {hw.dataflow}, "
+        click.echo(f"profiling {work.name} on {hw.name} ({hw.rows}x{hw.cols} {hw.dataflow}, "
                    f"{hw.word_bits}-bit) with {source}; {energy_note}; "
                    f"{sram_text(hw.sram_pj(), hw.sram_auto)}", err=True)
-        table, meta = run_profile(arch, hw, energy_note, engine=engine, counts=counts,
+        table, meta = run_profile(work.name, hw, energy_note, engine=engine, counts=counts,
                                   granularity=granularity, jobs=jobs, progress=not quiet,
-                                  cache_dir=cache_dir)  # fmt: skip
-        stem = table_stem(arch, hw, granularity, counts)
+                                  cache_dir=cache_dir, layers=work.layers,
+                                  model=work.model)  # fmt: skip
+        stem = table_stem(work.name, hw, granularity, counts)
         csv_path, json_path = write_table(table, meta, out_dir, stem)
     if not quiet:
         click.echo(layer_summary(table))
@@ -115,7 +162,7 @@ def profile(arch: str, hw_spec: str, engine: str, counts: str, granularity: str,
 
 
 @cli.command()
-@click.option("--arch", required=True, help="Network from the zoo.")
+@_model_options
 @click.option("--hw", "hw_spec", required=True, help="Hardware config (name, YAML or .cfg).")
 @click.option("--granularity", type=GRANULARITY_CHOICE, default="channel", show_default=True)
 @click.option("--counts", type=COUNTS_CHOICE, default="scalesim", show_default=True,
@@ -129,19 +176,20 @@ def profile(arch: str, hw_spec: str, engine: str, counts: str, granularity: str,
               show_default="number of CPUs", help="Processes for SCALE-Sim runs.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
               help="SCALE-Sim result cache [default: $DDI_ENERGY_CACHE or ~/.cache/ddi-energy].")
-def validate(arch: str, hw_spec: str, granularity: str, counts: str, sample: int | None,
-             seed: int, jobs: int, cache_dir: Path | None) -> None:  # fmt: skip
+def validate(arch: str | None, model_spec: str | None, input_size: tuple[int, ...] | None,
+             name: str | None, allow_unpriced: bool, hw_spec: str, granularity: str, counts: str,
+             sample: int | None, seed: int, jobs: int, cache_dir: Path | None) -> None:  # fmt: skip
     """Check a count model against real SCALE-Sim, column by column (exit 1 on a violation)."""
     from ddi_energy.hardware.config import load_hw
-    from ddi_energy.models.zoo import walk_arch
     from ddi_energy.tables.rows import row_specs
     from ddi_energy.tables.validate import validate as run_validation
 
-    specs = row_specs(walk_arch(arch), granularity)
+    work = _workload(arch, model_spec, input_size, name, allow_unpriced)
     hw, _ = load_hw(hw_spec)
+    specs = row_specs(work.layers, granularity)
     result = run_validation(specs, hw, counts=counts, sample=sample, seed=seed, jobs=jobs,
                             cache_dir=cache_dir)  # fmt: skip
-    click.echo(f"{arch} on {hw.name} ({hw.rows}x{hw.cols} {hw.dataflow}), {counts} counts: "
+    click.echo(f"{work.name} on {hw.name} ({hw.rows}x{hw.cols} {hw.dataflow}), {counts} counts: "
                f"{result.shapes} unique shapes ({result.rows} of {len(specs)} table rows) "
                "compared")  # fmt: skip
     click.echo(result.per_column.to_string(index=False))

@@ -23,6 +23,7 @@ _LAZY = {
     "list_models": "ddi_energy.models.zoo",
     "load_pretrained": "ddi_energy.models.pretrained",
     "load_cost_table": "ddi_energy.tables.io",
+    "profile_model": "ddi_energy.tables.profile_model",
     "sample_costs": "ddi_energy.costs.cost_model",
     "set_budget": "ddi_energy.costs.budget",
     "walk_layers": "ddi_energy.workload.walker",
