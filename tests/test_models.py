@@ -6,6 +6,8 @@ MACs are checked against (a) closed forms written here from the architecture def
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from torch import nn
@@ -16,7 +18,7 @@ from ddi_energy.errors import DDIError
 from ddi_energy.models.registry import model_cfg
 from ddi_energy.models.zoo import walk_arch
 
-CHECKED = ["resnet20", "resnet38", "resnet74", "densenet100"]
+CHECKED = ["resnet20", "resnet38", "resnet74", "densenet100", "mobilenetv2"]
 
 
 def resnet_macs(n: int, num_classes: int = 10) -> int:
@@ -51,11 +53,28 @@ def densenet_bc_cifar_macs(depth: int = 100, k: int = 12, num_classes: int = 10)
     return total + c * num_classes
 
 
+def mobilenetv2_cifar_macs(num_classes: int = 10) -> int:
+    """Closed form for CIFAR MobileNetV2: per block, 1×1 expansion c -> t·c on the input map,
+    3×3 depthwise on the output map (9 MACs per pixel and channel), 1×1 projection."""
+    stages = ((1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+              (6, 160, 3, 2), (6, 320, 1, 1))  # fmt: skip
+    side, c, total = 32, 32, 32 * 32 * 9 * 3 * 32
+    for t, out, n, stride in stages:
+        for i in range(n):
+            hidden = c * t
+            total += side * side * c * hidden if t != 1 else 0
+            side //= stride if i == 0 else 1
+            total += side * side * 9 * hidden + side * side * hidden * out
+            c = out
+    return total + side * side * c * 1280 + 1280 * num_classes
+
+
 HAND = {
     "resnet20": resnet_macs(3),
     "resnet38": resnet_macs(6),
     "resnet74": resnet_macs(12),
     "densenet100": densenet_bc_cifar_macs(),
+    "mobilenetv2": mobilenetv2_cifar_macs(),
 }
 
 
@@ -215,22 +234,22 @@ class _Odd(nn.Module):
 
 
 @pytest.mark.parametrize(
-    "conv",
+    ("conv", "words"),
     [
-        nn.Conv2d(4, 4, 3, groups=2),
-        nn.Conv2d(4, 4, 3, stride=(1, 2)),
-        nn.Conv2d(4, 4, 3, padding=(0, 1)),
-        nn.Conv2d(4, 4, (1, 3)),
-        nn.Conv2d(4, 4, 3, dilation=2),
+        # SCALE-Sim has one stride for both axes: 6x3 outputs at stride 1x2 cannot be expressed.
+        (nn.Conv2d(4, 4, 3, stride=(1, 2)), "stride 1x2"),
+        (nn.Conv2d(4, 4, 2, padding="same"), "padding='same'"),
     ],
 )
-def test_walk_rejects_unsupported_convs(conv: nn.Conv2d) -> None:
-    with pytest.raises(DDIError, match="layer conv:"):
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+def test_walk_rejects_what_scalesim_cannot_express(conv: nn.Conv2d, words: str) -> None:
+    with pytest.raises(DDIError, match=f"layer conv: .*{re.escape(words)}"):
         walk_layers(_Odd(conv), input_size=(4, 8, 8))
 
 
 def test_list_models_filters() -> None:
     assert list_models(dataset="imagenet") == ["densenet201", "resnet50"]
-    assert set(list_models(dataset="cifar")) | {"densenet201", "resnet50"} == set(
-        list_models(gated=True))
+    assert list_models(gated=False) == ["mobilenetv2"]
+    assert set(list_models(dataset="cifar")) | {"densenet201", "resnet50"} == {
+        *list_models(gated=True), "mobilenetv2"}
     assert sorted(list_models(dataset="cifar") + list_models(dataset="imagenet")) == list_models()

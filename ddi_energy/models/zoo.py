@@ -14,10 +14,12 @@ from functools import cache
 import torch
 from torch import nn
 
+from ddi_energy.errors import DDIError
 from ddi_energy.models.densenet import DenseNet
 from ddi_energy.models.dynamic_densenet import DynamicDenseNet
 from ddi_energy.models.dynamic_resnet import DynamicResNet
 from ddi_energy.models.dynamic_resnet50 import DynamicBottleneckResNet
+from ddi_energy.models.mobilenet import MobileNetV2
 from ddi_energy.models.registry import ModelCfg, model_cfg, register_model, registered
 from ddi_energy.models.resnet import ResNet
 from ddi_energy.models.resnet50 import BottleneckResNet
@@ -37,6 +39,15 @@ def _resnet_builder(arch: str, n: int) -> Callable[..., nn.Module]:
 
     build.__doc__ = f"CIFAR {arch}: {n} blocks per stage."
     return build
+
+
+def _mobilenetv2(num_classes: int = 10, gating: str | None = None, exits: bool = False
+                 ) -> nn.Module:  # fmt: skip
+    """CIFAR MobileNetV2: depthwise-separable inverted residuals. Plain only, for profiling."""
+    if gating is not None or exits:
+        raise DDIError("mobilenetv2 has no gated version (gated: the CIFAR ResNets, "
+                       "densenet100, densenet201 and resnet50)")  # fmt: skip
+    return MobileNetV2(num_classes)
 
 
 def _densenet100(num_classes: int = 10, gating: str | None = None, exits: bool = False
@@ -89,6 +100,8 @@ _RESNETS = {"resnet8": (1, None), "resnet14": (2, 59e6), "resnet20": (3, 84e6),
 for _arch, (_n, _flops) in _RESNETS.items():
     register_model(ModelCfg(_arch, _resnet_builder(_arch, _n), "cifar", CIFAR_INPUT, 10, True,
                             _flops, f"CIFAR ResNet-{6 * _n + 2}, {_n} blocks per stage"))
+register_model(ModelCfg("mobilenetv2", _mobilenetv2, "cifar", CIFAR_INPUT, 10, False, None,
+                        "CIFAR MobileNetV2 (depthwise-separable; plain only)"))
 register_model(ModelCfg("densenet100", _densenet100, "cifar", CIFAR_INPUT, 10, True, 580e6,
                         "CIFAR DenseNet-BC-100, k=12"))
 # The paper's "4G" for DenseNet-201 counts MACs (4.29 G), not 2 × MACs: no paper_flops.
