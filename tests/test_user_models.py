@@ -4,6 +4,7 @@ live SCALE-Sim, emitted files run in SCALE-Sim), unpriced ops refused or recorde
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +19,8 @@ import ddi_energy
 from ddi_energy.errors import DDIError
 from ddi_energy.hardware.config import from_dict
 from ddi_energy.models.user import load_model
+from ddi_energy.tables.columns import content_digest
+from ddi_energy.tables.io import write_table
 from ddi_energy.tables.profile_model import UnpricedOpsWarning
 from ddi_energy.workload.shapes import COUNT_FIELDS
 
@@ -166,3 +169,21 @@ def test_bad_model_options_are_one_line(args: list[str], words: str, tmp_path: P
     code, _, err = run(["profile", *args, "--hw", "eyeriss", "--out", str(tmp_path)], capsys)
     assert code == 2
     assert words in err and len(err.strip().splitlines()) == 1
+
+
+def test_tables_with_per_axis_values_and_older_tables_load_cleanly(tmp_path: Path):
+    # One output row, so a 2x1 stride is one SCALE-Sim stride; the table cell reads "2x1".
+    model = nn.Sequential(nn.Conv2d(4, 4, 3, stride=(2, 1), padding=(0, 1)))
+    table = ddi_energy.profile_model(model, (4, 3, 9), "eyeriss", name="odd")
+    write_table(table, table.attrs["meta"], tmp_path, "odd")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded = ddi_energy.load_cost_table(tmp_path / "odd.csv")
+        assert loaded.loc[0, ["stride", "padding", "dilation"]].tolist() == ["2x1", "0x1", 1]
+        # A table written before groups/dilation/sim_layers existed: read as dense layers.
+        old = ddi_energy.load_cost_table("resnet8_eyeriss").drop(
+            columns=["groups", "dilation", "sim_layers"])
+        meta = {**old.attrs["meta"], "content_sha256": content_digest(old)}
+        write_table(old, meta, tmp_path, "old")
+        again = ddi_energy.load_cost_table(tmp_path / "old.csv")
+    assert (again[["groups", "dilation", "sim_layers"]] == 1).all().all()
