@@ -22,7 +22,8 @@ from ddi_energy.models.user import load_model
 from ddi_energy.tables.columns import content_digest
 from ddi_energy.tables.io import write_table
 from ddi_energy.tables.profile_model import UnpricedOpsWarning
-from ddi_energy.workload.shapes import COUNT_FIELDS
+from ddi_energy.tables.validate import PHYSICAL_KEPT
+from ddi_energy.workload.shapes import REPORT_FIELDS
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "user_cnn.py"
 MODEL = f"{EXAMPLE}:build"
@@ -64,12 +65,46 @@ def test_user_model_table_equals_flop_counter_and_lists_every_layer():
     assert meta["forward_flops"] == 376_448 and "unpriced_ops" not in meta
 
 
-def test_validate_model_analytic_equals_live_scalesim(tmp_path: Path, tiny_file: Path, capsys):
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory) -> Path:
+    """One SCALE-Sim cache for the validate runs: both count models compare with the same runs."""
+    return tmp_path_factory.mktemp("scalesim_cache")
+
+
+@pytest.mark.parametrize(("counts", "verdict"), [("scalesim", "0 mismatches"),
+                                                 ("physical", "0 violations")])  # fmt: skip
+def test_validate_model_against_live_scalesim(counts: str, verdict: str, shared_cache: Path,
+                                              tiny_file: Path, capsys):  # fmt: skip
     code, out, err = run(["validate", "--model", MODEL, "--input-size", "3,16,16", "--hw",
-                          str(tiny_file), "--jobs", "1", "--cache-dir", str(tmp_path)], capsys)
+                          str(tiny_file), "--counts", counts, "--jobs", "1", "--cache-dir",
+                          str(shared_cache)], capsys)  # fmt: skip
     assert code == 0, err
     assert "11 unique shapes (8 of 8 table rows)" in out
-    assert "0 mismatches" in out
+    assert verdict in out
+
+
+def test_physical_table_of_a_user_model(tmp_path: Path, capsys):
+    ws = from_dict({**TINY, "dataflow": "ws"}, "test")  # ws: partial sums are read back
+    model, _ = load_model(MODEL)
+    ours = ddi_energy.profile_model(model, (3, 16, 16), ws, counts="physical")
+    ref = ddi_energy.profile_model(model, (3, 16, 16), ws)
+    assert ours.attrs["meta"]["counts"] == "physical"
+    assert 2 * int(ours["macs"].sum()) == forward_flops(model, (3, 16, 16))
+    assert ours[list(PHYSICAL_KEPT)].equals(ref[list(PHYSICAL_KEPT)])
+    for column in REPORT_FIELDS:
+        assert (ours[column] <= ref[column]).all(), column
+    # Padding left out: the 3x3 convs read less; the 1x1 convs and Linears have none.
+    rows, refs = ours.set_index("layer"), ref.set_index("layer")
+    for layer in ("stem", "b1.dw", "context", "b2.dw"):
+        assert rows.loc[layer, "sram_ifmap_reads"] < refs.loc[layer, "sram_ifmap_reads"]
+    for layer in ("b1.pw", "b2.pw", "mix", "head"):
+        assert rows.loc[layer, "sram_ifmap_reads"] == refs.loc[layer, "sram_ifmap_reads"]
+    assert ours["sram_ofmap_reads"].sum() > 0 == ref["sram_ofmap_reads"].sum()
+    code, _, err = run(["profile", "--model", MODEL, "--hw", "edge_npu", "--counts", "physical",
+                        "--out", str(tmp_path), "--quiet"], capsys)  # fmt: skip
+    assert code == 0, err
+    assert ddi_energy.load_cost_table(tmp_path / "build_edge_npu_physical.csv").attrs["meta"][
+        "counts"] == "physical"
 
 
 def test_emitted_files_run_in_scalesim_and_sum_to_the_table(tmp_path: Path, tiny_file: Path,
@@ -88,10 +123,10 @@ def test_emitted_files_run_in_scalesim_and_sum_to_the_table(tmp_path: Path, tiny
     summed: dict[str, list[int]] = {}
     for name, report in zip(names, reports, strict=True):
         row = name.split("_in")[0]  # b1_dw_in8_out8_g3 -> b1_dw
-        counts = [getattr(report, f) for f in COUNT_FIELDS]
+        counts = [getattr(report, f) for f in REPORT_FIELDS]
         summed[row] = [a + b for a, b in zip(summed.get(row, [0] * 7), counts, strict=True)]
     for _, row in table.iterrows():
-        assert [row[f] for f in COUNT_FIELDS] == summed[row["layer"].replace(".", "_")]
+        assert [row[f] for f in REPORT_FIELDS] == summed[row["layer"].replace(".", "_")]
 
 
 def test_matmul_model_is_refused_naming_the_op(tmp_path: Path, capsys):

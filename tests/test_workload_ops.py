@@ -3,7 +3,9 @@ FLOP-carrying ops no layer handle prices.
 
 A grouped/dilated conv's SCALE-Sim layers must have its MACs (vs `FlopCounterMode`) and touch
 exactly its ifmap words: counted by brute force over the input positions the PyTorch conv
-reads, against the DRAM ifmap reads the engine gives when every word fits the read buffer.
+reads, against the DRAM ifmap reads the engine gives when every word fits the read buffer. With
+physical counts (zero padding never fetched) the same holds for the real input words, and the
+SRAM ifmap reads are the (output, tap) pairs that land on real input.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ddi_energy.engines.analytic import AnalyticEngine
+from ddi_energy.engines.physical import PhysicalEngine
 from ddi_energy.errors import DDIError
 from ddi_energy.hardware.config import from_dict
+from ddi_energy.workload.shapes import Layer
 from ddi_energy.workload.walker import walk_model
 
 # Buffers far larger than any layer here: DRAM ifmap reads = distinct ifmap words touched.
@@ -42,6 +46,20 @@ def touched_words(conv: nn.Conv2d, h: int, w: int) -> int:
     return len(rows) * len(cols) * conv.in_channels
 
 
+def real_reads(conv: nn.Conv2d, h: int, w: int) -> tuple[int, int]:
+    """(distinct real input words the conv reads, (output pixel, tap, channel) triples that land
+    on real input), by brute force over PyTorch's indexing."""
+    (kh, kw), (sh, sw), (dh, dw) = conv.kernel_size, conv.stride, conv.dilation
+    (ph, pw) = conv.padding
+    oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    rows = [y * sh + dh * i - ph for y in range(oh) for i in range(kh)]
+    cols = [x * sw + dw * j - pw for x in range(ow) for j in range(kw)]
+    real_rows, real_cols = [r for r in rows if 0 <= r < h], [c for c in cols if 0 <= c < w]
+    words = len(set(real_rows)) * len(set(real_cols)) * conv.in_channels
+    return words, len(real_rows) * len(real_cols) * conv.in_channels
+
+
 CONVS = [
     # (in, out, kernel, stride, padding, dilation, groups, input h, w)
     (8, 8, 3, 1, 1, 1, 8, 9, 9),  # depthwise
@@ -57,20 +75,42 @@ CONVS = [
     (4, 4, (3, 2), 1, (2, 0), (2, 1), 1, 7, 6),  # dilation on one axis only
     (4, 4, 3, (2, 1), 1, (2, 1), 2, 9, 8),  # stride 2x1 with dilation 2x1: sub-grid strides 1
     (4, 4, 3, (2, 1), 0, 1, 1, 3, 9),  # stride 2x1 with one output row: SCALE-Sim stride 1
+    (2, 2, 2, 1, 2, 2, 1, 1, 5),  # a phase whose rows are all zero padding
 ]
 
 
-@pytest.mark.parametrize("spec", CONVS)
-def test_scalesim_layers_have_the_convs_macs_and_ifmap_words(spec):
+def walked(spec: tuple) -> tuple[nn.Conv2d, Layer, int, int]:
+    """The conv of a `CONVS` entry, the layer the walker makes of it, and its input h, w."""
     c, k, kernel, stride, padding, dilation, groups, h, w = spec
     conv = nn.Conv2d(c, k, kernel, stride=stride, padding=padding, dilation=dilation,
                      groups=groups)  # fmt: skip
     (layer,) = walk_model(conv, (c, h, w)).layers
+    return conv, layer, h, w
+
+
+@pytest.mark.parametrize("spec", CONVS)
+def test_scalesim_layers_have_the_convs_macs_and_ifmap_words(spec):
+    conv, layer, h, w = walked(spec)
     parts = layer.parts()
-    assert 2 * sum(n * s.macs for s, n in parts) == 2 * layer.macs == flops(conv, (c, h, w))
+    macs = sum(n * s.macs for s, n in parts)
+    assert 2 * macs == 2 * layer.macs == flops(conv, (conv.in_channels, h, w))
     assert sum(n for _, n in parts) == len(layer.sim_layers())
     counts = AnalyticEngine().counts([s for s, _ in parts], BIG, progress=False)
     assert sum(n * counts[s].dram_ifmap_reads for s, n in parts) == touched_words(conv, h, w)
+
+
+@pytest.mark.parametrize("spec", CONVS)
+def test_physical_parts_read_the_convs_real_input_only(spec):
+    conv, layer, h, w = walked(spec)
+    parts = layer.parts(padded=True)  # phases with equal shapes may differ in their padding
+    assert sum(n * s.macs for s, n in parts) == layer.macs
+    assert sum(n for _, n in parts) == len(layer.sim_layers())
+    counts = PhysicalEngine().counts([s for s, _ in parts], BIG, progress=False)
+    words, triples = real_reads(conv, h, w)
+    assert sum(n * counts[s].dram_ifmap_reads for s, n in parts) == words
+    # os: each group's column folds (ceil(K/g / cols)) stream its C/g channels' pairs once.
+    passes = -(-(conv.out_channels // conv.groups) // BIG.cols)
+    assert sum(n * counts[s].sram_ifmap_reads for s, n in parts) == passes * triples
 
 
 def test_sim_layers_of_a_dilated_grouped_conv():
