@@ -171,6 +171,28 @@ def test_shipped_mobilenet_table_has_depthwise_rows():
     assert 2 * int(table["macs"].sum()) == forward_flops(model, (3, 32, 32))
 
 
+def test_model_file_with_a_dataclass_and_a_neighbour_import(tmp_path: Path, capsys):
+    # A dataclass needs its module in sys.modules; the file's folder is importable while it runs.
+    (tmp_path / "widths.py").write_text("WIDTH = 6\n")
+    (tmp_path / "net.py").write_text(
+        "from __future__ import annotations\n"
+        "from dataclasses import dataclass\n"
+        "from typing import ClassVar\n"
+        "from torch import nn\n"
+        "from widths import WIDTH\n\n"
+        "@dataclass\n"
+        "class Cfg:\n"
+        "    width: int = WIDTH\n"
+        "    kernel: ClassVar[int] = 3\n\n"
+        "def build():\n"
+        "    return nn.Conv2d(3, Cfg().width, Cfg.kernel)\n"
+    )  # fmt: skip
+    code, _, err = run(["profile", "--model", f"{tmp_path / 'net.py'}:build", "--input-size",
+                        "3,8,8", "--hw", "eyeriss", "--out", str(tmp_path), "--quiet"], capsys)
+    assert code == 0, err
+    assert pd.read_csv(tmp_path / "build_eyeriss.csv")["macs"].tolist() == [6 * 6 * 6 * 27]
+
+
 @pytest.mark.parametrize(
     ("spec", "words"),
     [
@@ -198,6 +220,7 @@ def test_bad_model_specs_are_one_line(spec: str, words: str, tmp_path: Path, cap
         (["--arch", "resnet8", "--model", MODEL], "one of them"),
         ([], "one of them"),
         (["--arch", "resnet8", "--input-size", "3,32,32"], "go with --model"),
+        (["--arch", "resnet8", "--allow-unpriced"], "go with --model"),
     ],
 )
 def test_bad_model_options_are_one_line(args: list[str], words: str, tmp_path: Path, capsys):

@@ -23,7 +23,8 @@ def _one_line(exc: BaseException) -> str:
 
 def _import_file(path: Path) -> ModuleType:
     """Execute a Python file as a module of its own; its folder is importable meanwhile, so it
-    can import its neighbours."""
+    can import its neighbours. The module is registered in `sys.modules` (under a name derived
+    from its path), as an import would: dataclasses and pickling look their module up there."""
     if not path.is_file():
         raise DDIError(f"{path}: no such file")
     name = "ddi_energy_user_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
@@ -33,9 +34,11 @@ def _import_file(path: Path) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     folder = str(path.resolve().parent)
     sys.path.insert(0, folder)
+    sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
     except Exception as exc:  # the user's code: any error is theirs, one line
+        del sys.modules[name]
         raise DDIError(f"{path}: cannot import it: {_one_line(exc)}") from exc
     finally:
         sys.path.remove(folder)

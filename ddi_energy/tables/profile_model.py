@@ -79,8 +79,9 @@ def workload_for(arch: str | None = None, model_spec: str | None = None,
     if (arch is None) == (model_spec is None):
         raise DDIError("give a zoo arch (--arch) or a model (--model FILE.py:FACTORY), one of them")
     if arch is not None:
-        if input_size is not None or name is not None:
-            raise DDIError("--input-size and --name go with --model, not with a zoo --arch")
+        if input_size is not None or name is not None or allow_unpriced:
+            raise DDIError("--input-size, --name and --allow-unpriced go with --model, not with "
+                           "a zoo --arch")  # fmt: skip
         return Workload(arch, tuple(walk_arch(arch)))
     model, factory = load_model(model_spec)  # type: ignore[arg-type]
     return model_workload(model, input_size, name or factory, source=model_spec,
