@@ -2,31 +2,34 @@
 
 Fast tests: small layers on small arrays, buffers both too small for the operands (1 kB: ~500
 words per read-buffer epoch, so operands are re-fetched and the ofmap buffer drains often) and
-large enough (64 kB); plus the two replays against SCALE-Sim's own buffer classes on random
-demand. The slow tests cover every unique layer shape of the ResNet-38/74 channel sweeps and
-every full layer of DenseNet-100 (layer granularity).
+large enough (64 kB); the read-buffer replays against SCALE-Sim's own buffer class fed its own
+demand matrices or random demand, the write buffer on random rows; an ImageNet-sized layer on
+each dataflow. The slow tests cover every unique layer shape of the ResNet-38/74 channel
+sweeps, every full layer of DenseNet-100 (layer granularity) and the largest ImageNet layers.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 
 import numpy as np
 import pytest
-from scalesim.memory.read_buffer_estimate_bw import ReadBufferEstimateBw
-from scalesim.memory.read_port import read_port
-from scalesim.memory.write_buffer import write_buffer
-from scalesim.memory.write_port import write_port
+from scalesim_buffers import scalesim_compute, scalesim_read_buffer, scalesim_write_buffer
 
-from ddi_energy.engines.analytic import (
-    AnalyticEngine,
-    _epoch_words,
-    _replay_read_buffer,
-    _replay_write_buffer,
-    analytic_counts,
+from ddi_energy.engines import read_buffer
+from ddi_energy.engines.analytic import AnalyticEngine, analytic_counts
+from ddi_energy.engines.ifmap_demand import os_runs, previous_demands
+from ddi_energy.engines.read_buffer import (
+    IDLE,
+    distinct_reads,
+    epoch_words,
+    replay_previous,
+    replay_runs,
 )
 from ddi_energy.engines.scalesim_engine import ScaleSimEngine
+from ddi_energy.engines.write_buffer import dram_writes
 from ddi_energy.errors import DDIError
 from ddi_energy.hardware.config import HardwareConfig, from_dict, load_hw
 from ddi_energy.workload.shapes import ConvShape
@@ -79,71 +82,96 @@ def test_matches_scalesim(dataflow, array, kb, tmp_path):
 # ------------------------------------------------------------------ replays vs SCALE-Sim classes
 
 
-def scalesim_read_buffer(stream: np.ndarray, kb: int, width: int) -> int:
-    """DRAM reads of SCALE-Sim's CALC read buffer fed `stream` in rows of `width` (-1 padded)."""
-    buf = ReadBufferEstimateBw()
-    buf.set_params(
-        backing_buf_obj=read_port(),
-        total_size_bytes=1024 * kb,
-        word_size=1,
-        active_buf_frac=0.5,
-        backing_buf_default_bw=10,
-    )
-    padded = np.concatenate([stream, np.full(-stream.size % width, -1)]).reshape(-1, width)
-    for i in range(padded.shape[0]):
-        buf.service_reads(padded[i : i + 1], np.zeros((1, 1)) + i)
-    buf.complete_all_prefetches()
-    return buf.get_num_accesses()
+# Layers whose ifmap windows overlap, on arrays that cut them into several folds, with 1-2 kB
+# read buffers (500-1000 word epochs) that forget them many times over.
+REPLAY_CASES = [
+    ("os", ConvShape(10, 10, 3, 3, 5, 7, 1), (4, 4), 1),
+    ("os", ConvShape(12, 12, 3, 3, 20, 9, 1), (5, 4), 2),  # runs of 20 channels
+    ("os", ConvShape(18, 14, 5, 3, 3, 3, 2), (8, 2), 1),  # ceil rule: windows hang over
+    ("ws", ConvShape(12, 12, 3, 3, 8, 13, 1), (4, 3), 1),
+    ("ws", ConvShape(11, 11, 3, 3, 7, 4, 2), (5, 2), 1),  # folds cut taps mid-channel run
+    ("is", ConvShape(13, 13, 3, 3, 7, 5, 2), (5, 4), 1),
+    ("is", ConvShape(12, 12, 3, 3, 16, 3, 1), (6, 7), 2),
+]
 
 
-def scalesim_write_buffer(row_counts: list[int], kb: int, bw: int, rng: random.Random):
-    """(DRAM writes, stall cycles) of SCALE-Sim's write buffer, driven as service_memory_requests
-    drives it: one row per cycle, -1 slots scattered, stalls delaying every later row."""
-    buf = write_buffer()
-    buf.set_params(
-        backing_buf_obj=write_port(),
-        total_size_bytes=1024 * kb,
-        word_size=1,
-        active_buf_frac=0.5,
-        backing_buf_bw=bw,
-    )
-    stall, addr, out = 0, 0, None
-    for i, n in enumerate(row_counts):
-        line = np.full((1, bw), -1)
-        for slot in sorted(rng.sample(range(bw), n)):
-            line[0, slot], addr = addr, addr + 1
-        cycle = np.zeros((1, 1)) + i + stall
-        out = buf.service_writes(line, cycle)
-        stall += int(out[0][0] - cycle[0][0])
-    buf.empty_all_buffers(out[0])
-    return buf.get_num_accesses(), stall
+@pytest.mark.parametrize("dataflow, shape, array, kb", REPLAY_CASES)
+def test_ifmap_replays_match_scalesim_buffer(dataflow, shape, array, kb, tmp_path):
+    """Both replays against SCALE-Sim's read buffer fed SCALE-Sim's own ifmap demand matrix."""
+    hw = make_hw(*array, dataflow, (kb, kb, kb))
+    demand = scalesim_compute(shape, hw, tmp_path).get_ifmap_demand_mat()
+    expected = scalesim_read_buffer(demand, kb)
+    assert expected > shape.ifmap_h * shape.ifmap_w * shape.channels  # re-fetches happen
+    epoch = epoch_words(kb)
+    assert replay_previous(*previous_demands(shape, dataflow, *array), epoch) == expected
+    if dataflow == "os":
+        assert replay_runs(os_runs(shape, *array), epoch) == expected
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_read_buffer_replay(seed):
+def test_repeating_copies_are_skipped(tmp_path, monkeypatch):
+    """20 column folds read the ifmap 20 times; from the second copy on, each copy's first
+    chunk starts at the same demand, so the replay searches a few chunk ends, not 20."""
+    shape, hw = ConvShape(10, 10, 3, 3, 5, 40, 1), make_hw(4, 2, "os", (1, 1, 1))
+    demand = scalesim_compute(shape, hw, tmp_path).get_ifmap_demand_mat()
+    searches, search = [], read_buffer._nth_below
+
+    def counted(*args):
+        searches.append(args)
+        return search(*args)
+
+    monkeypatch.setattr(read_buffer, "_nth_below", counted)
+    epoch = epoch_words(1)
+    reads = replay_previous(*previous_demands(shape, "os", 4, 2), epoch)
+    assert reads == scalesim_read_buffer(demand, 1)
+    assert reads // epoch == 20 and len(searches) < 5
+
+
+@pytest.mark.parametrize("dataflow", ["os", "is"])
+def test_filter_reads_match_scalesim_buffer(dataflow, tmp_path):
+    """Filter demand is tiled from all-distinct bases: the closed form against SCALE-Sim."""
+    shape = ConvShape(6, 6, 3, 3, 10, 17, 1)  # 1530 weights, 3 epochs of a 1 kB buffer
+    hw = make_hw(4, 5, dataflow, (1, 1, 1))
+    demand = scalesim_compute(shape, hw, tmp_path).get_filter_demand_mat()
+    assert analytic_counts(shape, hw).dram_filter_reads == scalesim_read_buffer(demand, 1)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_distinct_and_previous_replays_on_random_demand(seed):
+    """Random streams through SCALE-Sim's read buffer: tiled distinct bases (distinct_reads)
+    and any re-use given as previous demands (replay_previous), over several copies."""
     rng = np.random.default_rng(seed)
     kb = 1 + seed % 2
-    kinds = [
-        [(rng.integers(0, 700, 3000), 1)],  # random re-use across epochs
-        [(rng.integers(0, 900, 800), 4)],  # one pass repeated, as over column folds
-        [(np.arange(1100), 3)],  # cyclic sweep larger than an epoch
-        [(rng.integers(0, 300, 400), 3), (rng.integers(300, 600, 500), 2)],  # disjoint folds
-    ]
-    for segments in kinds:
-        stream = np.concatenate([np.tile(base, repeats) for base, repeats in segments])
-        expected = scalesim_read_buffer(stream, kb, width=7)
-        assert _replay_read_buffer(segments, _epoch_words(kb)) == expected
+    epoch = epoch_words(kb)
+    segments = [(int(rng.integers(1, 900)), int(rng.integers(1, 4))) for _ in range(4)]
+    offsets = np.cumsum([0] + [n for n, _ in segments])
+    stream = np.concatenate(
+        [np.tile(np.arange(n) + o, r) for (n, r), o in zip(segments, offsets[:-1], strict=True)]
+    )
+    rows = np.concatenate([stream, np.full(-stream.size % 7, -1)]).reshape(-1, 7)
+    assert distinct_reads(segments, epoch) == scalesim_read_buffer(rows, kb)
+    base = rng.integers(0, 700, 2000)
+    base[rng.random(base.size) < 0.1] = -1  # idle slots
+    prev, last = np.full(base.size, IDLE), {}
+    for i, a in enumerate(base.tolist()):
+        if a >= 0:
+            prev[i], last[a] = last.get(a, -1), i
+    first = prev == -1
+    prev[first] = np.array([last[a] for a in base[first].tolist()]) - base.size
+    rows = np.tile(base, 3).reshape(-1, 5)
+    assert replay_previous(prev, 3, epoch) == scalesim_read_buffer(rows, kb)
 
 
 @pytest.mark.parametrize("bw", [4, 7, 16, 100, 600])
 def test_write_buffer_replay(bw):
-    """Power-of-two widths leave padded lines mid-chunk (SCALE-Sim counts their pads)."""
+    """Random rows of at most bw writes: SCALE-Sim never stalls and its DRAM writes depend on
+    the total alone (3-12 to 352 drains, of which all but a few repeat and are skipped).
+    Power-of-two widths leave padded lines mid-chunk (SCALE-Sim counts their pads); dense rows
+    refill the buffer fastest while a drain is in flight."""
     rng = random.Random(bw)
     n = 1500 if bw < 100 else 300  # SCALE-Sim's buffer is slow on wide lines
     for dense in (True, False):
-        rows = [bw if dense else rng.choice([0, bw, rng.randint(0, bw)]) for _ in range(n)]
-        expected = scalesim_write_buffer(rows, 1, bw, rng)
-        assert _replay_write_buffer(np.array(rows), 1, bw) == expected
+        counts = [bw if dense else rng.choice([0, 1, rng.randint(0, bw)]) for _ in range(n)]
+        assert scalesim_write_buffer(counts, 1, bw, rng) == (dram_writes(sum(counts), 1, bw), 0)
 
 
 # ------------------------------------------------------------------ engine behaviour
@@ -222,3 +250,34 @@ def test_bundled_configs_match_scalesim(config, tmp_path_factory):
     """The shipped configs: 12x14 os with 27/14/13 K words; 32x32 ws with 64 K words each."""
     hw = load_hw(config)[0]
     assert_equal_counts(sweep_shapes(), hw, sweep_cache(tmp_path_factory), jobs=2)
+
+
+# ------------------------------------------------------------------ ImageNet-sized layers
+
+
+def imagenet_config(dataflow: str) -> HardwareConfig:
+    """The shipped configs (eyeriss os, edge_npu ws) and eyeriss as input stationary."""
+    name = "edge_npu" if dataflow == "ws" else "eyeriss"
+    return dataclasses.replace(load_hw(name)[0], dataflow=dataflow)
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws", "is"])
+def test_imagenet_sized_layer_matches_scalesim(dataflow, tmp_path):
+    """A stride-2 3x3 conv from a 112x112 map to 56x56 (3 channels, so SCALE-Sim runs it in
+    seconds): 38307 ifmap words re-fetched over several epochs of each buffer, 12544 ofmap
+    words drained twice through eyeriss's."""
+    shape = ConvShape(113, 113, 3, 3, 3, 4, 2)
+    assert_equal_counts({"conv3x3_s2_112": shape}, imagenet_config(dataflow), tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataflow", ["os", "ws", "is"])
+def test_imagenet_layers_match_scalesim(dataflow, tmp_path_factory):
+    """Small-channel variants of the largest ImageNet layers: a 3x3 conv at 56x56, the 7x7
+    stride-2 stem at 112x112 (minutes of SCALE-Sim each)."""
+    shapes = {
+        "conv3x3_56": ConvShape(58, 58, 3, 3, 8, 4, 1),
+        "stem7x7_s2_112": ConvShape(229, 229, 7, 7, 1, 2, 2),
+    }
+    config = imagenet_config(dataflow)
+    assert_equal_counts(shapes, config, sweep_cache(tmp_path_factory), jobs=2)

@@ -15,11 +15,12 @@ import random
 import numpy as np
 import pytest
 import torch
-from scalesim.memory.read_buffer_estimate_bw import ReadBufferEstimateBw
-from scalesim.memory.read_port import read_port
+from scalesim_buffers import scalesim_compute, scalesim_read_buffer
 
-from ddi_energy.engines.analytic import IFMAP_STREAMS, analytic_counts
-from ddi_energy.engines.physical import PhysicalEngine, _real_only, physical_counts
+from ddi_energy.engines.analytic import analytic_counts
+from ddi_energy.engines.ifmap_demand import os_runs, previous_demands
+from ddi_energy.engines.physical import PhysicalEngine, physical_counts
+from ddi_energy.engines.read_buffer import epoch_words, replay_previous, replay_runs
 from ddi_energy.engines.scalesim_engine import ScaleSimEngine
 from ddi_energy.hardware.config import HardwareConfig, from_dict
 from ddi_energy.models.zoo import walk_arch
@@ -132,28 +133,29 @@ def test_engine_and_plain_shapes():
 # ------------------------------------------------------------------ against live SCALE-Sim
 
 
-def scalesim_read_buffer(stream: np.ndarray, kb: int) -> int:
-    """DRAM reads of SCALE-Sim's own CALC read buffer class fed `stream` (rows of 8)."""
-    buf = ReadBufferEstimateBw()
-    buf.set_params(backing_buf_obj=read_port(), total_size_bytes=1024 * kb, word_size=1,
-                   active_buf_frac=0.5, backing_buf_default_bw=10)  # fmt: skip
-    padded = np.concatenate([stream, np.full(-stream.size % 8, -1)]).reshape(-1, 8)
-    for i in range(padded.shape[0]):
-        buf.service_reads(padded[i : i + 1], np.zeros((1, 1)) + i)
-    buf.complete_all_prefetches()
-    return buf.get_num_accesses()
+def without_padding(demand: np.ndarray, shape: PaddedShape) -> np.ndarray:
+    """SCALE-Sim's ifmap demand matrix with the padding addresses made idle (-1); its ifmap
+    addresses are NHWC, (y * W + x) * C + ch, from offset 0."""
+    (y0, y1), (x0, x1) = shape.real_rows(), shape.real_cols()
+    y, x = np.divmod(demand // shape.channels, shape.ifmap_w)
+    real = (demand >= 0) & (y >= y0) & (y < y1) & (x >= x0) & (x < x1)
+    return np.where(real, demand, -1)
 
 
 @pytest.mark.parametrize("dataflow", ["os", "ws", "is"])
-def test_padding_free_reads_replay_scalesims_buffer(dataflow):
+def test_padding_free_reads_replay_scalesims_buffer(dataflow, tmp_path):
     """A 1 kB ifmap buffer (500-word epochs) re-fetches the 12x12x5 input: the physical count is
-    SCALE-Sim's own buffer fed the same demand without the padding addresses."""
+    SCALE-Sim's own buffer fed SCALE-Sim's own demand matrix without the padding addresses;
+    so is each replay the engine may pick (OS: by runs of channels too)."""
     shape = PaddedShape(14, 14, 3, 3, 5, 9, 1, padding=1, in_h=12, in_w=12)
     hw = make_hw(dataflow, kb=(1, 64, 64))
-    segments = _real_only(IFMAP_STREAMS[dataflow](shape, 4, 4), shape)
-    stream = np.concatenate([np.tile(base, repeats) for base, repeats in segments])
-    got = physical_counts(shape, hw).dram_ifmap_reads
-    assert got == scalesim_read_buffer(stream, 1) > 12 * 12 * 5
+    demand = scalesim_compute(shape, hw, tmp_path).get_ifmap_demand_mat()
+    expected = scalesim_read_buffer(without_padding(demand, shape), 1)
+    assert physical_counts(shape, hw).dram_ifmap_reads == expected > 12 * 12 * 5
+    real, epoch = (shape.real_rows(), shape.real_cols()), epoch_words(1)
+    assert replay_previous(*previous_demands(shape, dataflow, 4, 4, real), epoch) == expected
+    if dataflow == "os":
+        assert replay_runs(os_runs(shape, 4, 4, real), epoch) == expected
 
 
 @pytest.mark.parametrize("dataflow", ["os", "ws", "is"])

@@ -39,12 +39,10 @@ from __future__ import annotations
 import numpy as np
 
 from ddi_energy.engines.analytic import (
-    IFMAP_STREAMS,
     AnalyticEngine,
-    Segments,
     _check_shape,
     _dram_filter_reads,
-    _dram_reads,
+    _dram_ifmap_reads,
     _fold_sizes,
     _sram_counts,
 )
@@ -58,18 +56,6 @@ def _axis(out: int, filt: int, stride: int, real: tuple[int, int]) -> tuple[int,
     pos = np.arange(out)[:, None] * stride + np.arange(filt)[None, :]
     hit = (pos >= real[0]) & (pos < real[1])
     return int(np.unique(pos[hit]).size), int(hit.sum())
-
-
-def _real_only(segments: Segments, shape: PaddedShape) -> Segments:
-    """The demand stream without padding addresses (NHWC: addr = (y * W + x) * C + ch)."""
-    (y0, y1), (x0, x1) = shape.real_rows(), shape.real_cols()
-    out = []
-    for base, repeats in segments:
-        y, x = np.divmod(base // shape.channels, shape.ifmap_w)
-        kept = base[(y >= y0) & (y < y1) & (x >= x0) & (x < x1)]
-        if kept.size:
-            out.append((kept, repeats))
-    return out
 
 
 def _ofmap_traffic(shape: ConvShape, hw: HardwareConfig) -> tuple[int, int, int, int]:
@@ -100,11 +86,8 @@ def physical_counts(shape: ConvShape, hw: HardwareConfig) -> AccessCounts:
     touched_h, pairs_h = _axis(shape.ofmap_h, shape.filter_h, shape.stride, shape.real_rows())
     touched_w, pairs_w = _axis(shape.ofmap_w, shape.filter_w, shape.stride, shape.real_cols())
     passes = 1 if hw.dataflow == "is" else -(-shape.filters // hw.cols)
-    stream = IFMAP_STREAMS[hw.dataflow]
-    dram_ifmap = _dram_reads(
-        touched_h * touched_w * shape.channels,
-        hw.scalesim_kb()[0],
-        lambda: _real_only(stream(shape, hw.rows, hw.cols), shape),
+    dram_ifmap = _dram_ifmap_reads(
+        shape, hw, touched_h * touched_w * shape.channels, (shape.real_rows(), shape.real_cols())
     )
     sram_ofmap_w, sram_ofmap_r, dram_ofmap_w, dram_ofmap_r = _ofmap_traffic(shape, hw)
     return AccessCounts(
