@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Stages in data-flow order; a module may import its own stage and the ones before it.
 STAGES = ("hardware", "workload", "engines", "models", "tables", "costs", "training", "reporting",
           "experiments", "cli")  # fmt: skip
-BASE = ("errors", "files")  # the bottom: every stage may use them
+BASE = ("errors", "files", "processes")  # the bottom: every stage may use them
 
 
 def _modules() -> dict[str, Path]:

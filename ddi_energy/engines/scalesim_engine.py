@@ -12,16 +12,11 @@ import contextlib
 import hashlib
 import io
 import json
-import multiprocessing
 import os
-import signal
 import sys
 import tempfile
-import threading
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
@@ -33,6 +28,7 @@ from ddi_energy.engines.scalesim_files import CONFIG_FILE, LAYOUT_FILE, TOPOLOGY
 from ddi_energy.engines.scalesim_files import write_inputs as _write_inputs
 from ddi_energy.errors import DDIError
 from ddi_energy.hardware.config import HardwareConfig
+from ddi_energy.processes import completed
 from ddi_energy.workload.shapes import REPORT_FIELDS, AccessCounts, ConvShape
 
 RUN_NAME = "ddi"
@@ -232,64 +228,15 @@ def _failure(shape: ConvShape, hw: HardwareConfig, names: Mapping[ConvShape, str
     return DDIError(f"SCALE-Sim failed on layer {label} ({where}): {reason}")
 
 
-def _worker_init() -> None:
-    """Leave Ctrl-C to the parent, which stops the pool (no traceback per worker).
-
-    SCALE-Sim's (disabled) tqdm bars would create tqdm's multiprocessing lock, a named semaphore
-    that a terminated worker leaks ("resource_tracker: leaked semaphore" at exit): use a thread
-    lock instead.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    tqdm.set_lock(threading.RLock())
-
-
-def _executor(processes: int) -> ProcessPoolExecutor:
-    """A spawn pool: no fork of a parent that may hold torch threads; workers import only what
-    they need. Workers are not recycled: `max_tasks_per_child` deadlocks the pool on CPython
-    3.11 once the first worker retires (seen here: resnet74 hung after 2 x 16 shapes); each run
-    frees its SCALE-Sim objects, so worker memory stays flat anyway."""
-    return ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_worker_init)
-
-
-def _terminate(executor: ProcessPoolExecutor) -> None:
-    """Stop at once: drop queued shapes and kill running simulations (they may take minutes)."""
-    executor.shutdown(wait=False, cancel_futures=True)
-    # No public way to kill workers before Python 3.14 (terminate_workers); _processes it is.
-    procs = list((getattr(executor, "_processes", None) or {}).values())
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        proc.join()
-
-
 def _outcomes(todo: list[ConvShape], hw: HardwareConfig, jobs: int) -> Iterator[Outcome]:
-    """Simulate `todo`, yielding each result as it finishes (in-process or on a pool).
-
-    A concurrent.futures pool rather than multiprocessing.Pool: if a worker dies (out of memory,
-    killed) the former reports it, the latter waits forever for the lost shape.
-    """
-    processes = min(jobs, len(todo))
-    if processes <= 1:
-        yield from (_task((shape, hw, None)) for shape in todo)
-        return
+    """Simulate `todo`, yielding each result as it finishes (in-process or on a pool)."""
     # Killed workers cannot clean up: their temp directories live in one we remove afterwards.
     with tempfile.TemporaryDirectory(prefix="ddi-scalesim-pool-") as workdir:
-        executor = _executor(processes)
-        try:
-            futures = [executor.submit(_task, (s, hw, Path(workdir))) for s in todo]
-            for future in as_completed(futures):
-                yield future.result()
-        except BrokenProcessPool:
-            _terminate(executor)
-            raise DDIError(
-                "a SCALE-Sim worker process died (out of memory or killed); finished shapes are "
-                "cached: rerun, with fewer --jobs if memory is short"
-            ) from None
-        except BaseException:
-            _terminate(executor)
-            raise
-        executor.shutdown(wait=True)
+        tasks = [(shape, hw, Path(workdir)) for shape in todo]
+        died = ("a SCALE-Sim worker process died (out of memory or killed); finished shapes are "
+                "cached: rerun, with fewer --jobs if memory is short")  # fmt: skip
+        for _, outcome in completed(_task, tasks, jobs, died):
+            yield outcome
 
 
 class ScaleSimEngine:
