@@ -14,16 +14,11 @@ import pandas as pd
 
 from ddi_energy.engines.registry import COUNT_MODEL_NOTES, Engine, count_engine
 from ddi_energy.hardware.config import HardwareConfig
-from ddi_energy.hardware.energy import RF_MODEL, add_energy, rf_accesses
-from ddi_energy.models.zoo import walk_arch
-from ddi_energy.tables.columns import TABLE_COLUMNS, content_digest, network_totals
-from ddi_energy.tables.rows import Granularity, RowSpec, row_specs, shape_names
-from ddi_energy.workload.shapes import COUNT_FIELDS, Layer
-
-
-def _hw(h: int, w: int) -> int | str:
-    """A per-axis value as a table cell: one int when both axes agree, else "HxW"."""
-    return h if h == w else f"{h}x{w}"
+from ddi_energy.hardware.energy import RF_MODEL
+from ddi_energy.tables.assemble import fill_table, table_layout
+from ddi_energy.tables.columns import content_digest, network_totals
+from ddi_energy.tables.rows import Granularity, RowSpec, row_specs
+from ddi_energy.workload.shapes import Layer
 
 
 def build_table(
@@ -34,50 +29,11 @@ def build_table(
     jobs: int = 1,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Run the engine on the unique SCALE-Sim layers of `specs` and assemble the Eq. 6 table.
-
-    A row's counts, MACs and RF accesses are the sums over its SCALE-Sim layers (one for a
-    dense layer; every group and dilation phase of a grouped or dilated conv). A physical
-    engine gets them with their padding (`RowSpec.padded_parts`).
-    """
-    names = shape_names(specs, engine.model)
-    counts = engine.counts(list(names), hw, jobs=jobs, progress=progress, names=names)
-    records = []
-    for spec in specs:
-        layer, parts = spec.layer, spec.parts_for(engine.model)
-        extent_h, extent_w = layer.extent_hw
-        records.append(
-            {
-                "layer": layer.name,
-                "in_channels": spec.in_channels,
-                "out_channels": spec.out_channels,
-                "full_in_channels": layer.in_channels,
-                "full_out_channels": layer.out_channels,
-                "ifmap_h": extent_h,
-                "ifmap_w": extent_w,
-                "filter_h": layer.filter_h,
-                "filter_w": layer.filter_w,
-                "stride": _hw(*layer.stride_hw),
-                "macs": sum(n * s.macs for s, n in parts),
-                **{f: sum(n * getattr(counts[s], f) for s, n in parts) for f in COUNT_FIELDS},
-                "rf_accesses": sum(n * rf_accesses(s.macs, s.ofmap_pixels, s.window, s.filters,
-                                                   hw.dataflow) for s, n in parts),
-                "layer_index": spec.index,
-                "kind": layer.kind,
-                "is_full": spec.is_full,
-                "layer_gate": layer.layer_gate or "",
-                "channel_gate": layer.channel_gate or "",
-                "channel_axis": layer.channel_axis or "",
-                "ofmap_h": layer.out_h,
-                "ofmap_w": layer.out_w,
-                "padding": _hw(*layer.padding_hw),
-                "groups": layer.groups,
-                "dilation": _hw(*layer.dilation_hw),
-                "sim_layers": sum(n for _, n in parts),
-            }
-        )
-    table = add_energy(pd.DataFrame.from_records(records), hw)
-    return table[list(TABLE_COLUMNS)]
+    """Run the engine on the unique SCALE-Sim layers of `specs` and assemble the Eq. 6 table
+    (`tables/assemble.py`; a physical engine gets the layers with their padding)."""
+    layout = table_layout(specs, engine.model)
+    counts = engine.counts(layout.shapes, hw, jobs=jobs, progress=progress, names=layout.names)
+    return fill_table(layout, counts, hw)
 
 
 def source_name(hw: HardwareConfig) -> str:
@@ -165,6 +121,8 @@ def run_profile(
     `layers` replaces the zoo walk of `arch` (a user model's; `arch` then only names it) and
     `model` adds to the metadata (see `metadata`).
     """
+    from ddi_energy.models.zoo import walk_arch  # torch only here: sweep workers import this module
+
     start = time.perf_counter()
     specs = row_specs(walk_arch(arch) if layers is None else layers, granularity)
     counter = count_engine(counts, engine, cache_dir=cache_dir)
