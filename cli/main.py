@@ -22,6 +22,7 @@ ENGINE_CHOICE = click.Choice(["analytic", "scalesim"])
 COUNTS_CHOICE = click.Choice(["scalesim", "physical"])
 GRANULARITY_CHOICE = click.Choice(["channel", "layer"])
 DEFAULT_JOBS = os.cpu_count() or 1
+SWEEP_ROWS_SHOWN = 40  # a larger sweep prints its Pareto-optimal points only
 COUNTS_HELP = ("Count model: scalesim (SCALE-Sim's counts, artefacts included) or physical (the "
                "same mapping as hardware spends it; see README, Count models).")
 
@@ -215,11 +216,19 @@ def validate(arch: str | None, model_spec: str | None, input_size: tuple[int, ..
               help=COUNTS_HELP)
 @click.option("--granularity", type=GRANULARITY_CHOICE, default="channel", show_default=True)
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("sweeps"),
-              show_default=True, help="Directory for the per-point tables and the summary CSV.")
+              show_default=True, help="Directory for the summary CSV (+ JSON) and the tables.")
+@click.option("--summary-only", is_flag=True,
+              help="Write only the summary (energy, cycles, Pareto front per point), no table "
+                   "per point: counts only the full layers, the rows the totals read.")
 @click.option("--jobs", type=click.IntRange(min=1), default=DEFAULT_JOBS,
-              show_default="number of CPUs", help="Processes for SCALE-Sim runs.")
+              show_default="number of CPUs",
+              help="Processes that share the design points (with --engine scalesim: the "
+                   "processes of each point's SCALE-Sim runs).")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
+              help="SCALE-Sim result cache [default: $DDI_ENERGY_CACHE or ~/.cache/ddi-energy].")
 def sweep(arch: str, hw_spec: str, vary_items: tuple[str, ...], engine: str, counts: str,
-          granularity: str, out_dir: Path, jobs: int) -> None:  # fmt: skip
+          granularity: str, out_dir: Path, summary_only: bool, jobs: int,
+          cache_dir: Path | None) -> None:  # fmt: skip
     """Profile ARCH on every hardware design point of the --vary grid."""
     from ddi_energy.engines.registry import count_engine
     from ddi_energy.files import check_writable, cleanup_on_failure
@@ -238,10 +247,15 @@ def sweep(arch: str, hw_spec: str, vary_items: tuple[str, ...], engine: str, cou
         click.echo(f"sweeping {arch} over {len(points)} design points of {base.name} ({source})",
                    err=True)
         summary, path = run_sweep(arch, base, note, vary, out_dir, engine=engine, counts=counts,
-                                  granularity=granularity, jobs=jobs)
+                                  granularity=granularity, summary_only=summary_only, jobs=jobs,
+                                  cache_dir=cache_dir)  # fmt: skip
+    shown = summary if len(summary) <= SWEEP_ROWS_SHOWN else summary[summary["pareto"]]
+    if len(shown) < len(summary):
+        click.echo(f"the {len(shown)} Pareto-optimal points (energy vs cycles) of {len(summary)}:")
     with pd_display():
-        click.echo(summary.drop(columns=["table"]).to_string(index=False))
-    click.echo(f"wrote {len(points)} tables and {path}")
+        click.echo(shown.drop(columns=["table", "pareto"]).to_string(index=False))
+    tables = "" if summary_only else f"{len(points)} tables and "
+    click.echo(f"wrote {tables}{path} ({int(summary['pareto'].sum())} Pareto-optimal points)")
 
 
 @cli.command("regenerate-tables")

@@ -1,15 +1,28 @@
-"""Design-space sweeps: one table per hardware design point and a summary per point.
+"""Design-space sweeps: a summary row per hardware design point, and its table unless
+`summary_only`.
 
 `--vary array.rows=8,16,32 --vary sram_kB.ifmap=16,64` gives the cartesian product of the values
 on top of a base config (`sram_kB=16,64` sets all three buffers at once). Every point is validated
 before any work starts, so a bad value stops the sweep with nothing written.
+
+Work the points share is done once: the network is walked and its rows laid out once
+(`tables/assemble.py`); points whose counts cannot differ (the same `sim_key`: array, dataflow
+and buffer words; only energies or the clock vary) share one engine call; a summary-only sweep
+counts only the full layers, the only rows its totals read. Points are spread over `jobs`
+processes in chunks and put back in grid order, so the summary does not depend on `jobs`.
 """
 
 from __future__ import annotations
 
 import copy
 import itertools
+import json
+import math
+import sys
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +30,18 @@ import pandas as pd
 import yaml
 from tqdm import tqdm
 
+from ddi_energy.engines.registry import COUNT_MODEL_NOTES, count_engine
 from ddi_energy.errors import DDIError, warn
-from ddi_energy.files import atomic_write
+from ddi_energy.files import atomic_write_all
 from ddi_energy.hardware.config import LEVELS, OPERANDS, HardwareConfig, from_dict
 from ddi_energy.hardware.energy import ENERGY_COLUMNS
-from ddi_energy.tables.build import run_profile, table_stem
+from ddi_energy.processes import completed
+from ddi_energy.tables.assemble import TableLayout, fill_table, table_layout
+from ddi_energy.tables.build import metadata, source_name, table_stem
 from ddi_energy.tables.columns import network_totals
 from ddi_energy.tables.io import write_table
-from ddi_energy.tables.rows import Granularity
+from ddi_energy.tables.pareto import pareto_front
+from ddi_energy.tables.rows import Granularity, row_specs
 
 VARY_KEYS = (
     "word_bits", "array.rows", "array.cols", "dataflow", "sram_kB",
@@ -111,6 +128,79 @@ def point_summary(setting: dict[str, Any], hw: HardwareConfig, table: pd.DataFra
     return row
 
 
+PARETO_NOTE = ("energy_pj and cycles, both minimised: a point is on the front when no other "
+               "point has lower or equal energy and cycles with one of them lower")  # fmt: skip
+# Chunks per process: enough for an even spread and a live progress bar, few enough that
+# sending a chunk (the table layout and its points) costs nothing next to counting it.
+CHUNKS_PER_PROCESS = 25
+
+Point = tuple[int, dict[str, Any], HardwareConfig]  # (index in the grid, setting, config)
+
+
+@dataclass(frozen=True)
+class SweepWork:
+    """What every point of a sweep shares; sent with each chunk of points to a worker."""
+
+    arch: str
+    base: str
+    energy_note: str
+    layout: TableLayout
+    engine: str
+    counts: str
+    granularity: Granularity
+    out_dir: Path | None  # None: summary only, no tables
+    cache_dir: Path | None
+    engine_jobs: int  # SCALE-Sim processes per point (points then run one by one)
+
+
+def _run_chunk(chunk: tuple[SweepWork, list[list[Point]]]) -> list[tuple[int, dict[str, Any]]]:
+    """Summary rows of a chunk of points (writing their tables unless summary only); the points
+    of each group have the same `sim_key`, so one engine call counts them all."""
+    work, groups = chunk
+    engine = count_engine(work.counts, work.engine, cache_dir=work.cache_dir)
+    rows = []
+    for group in groups:
+        start = time.perf_counter()
+        counts = engine.counts(work.layout.shapes, group[0][2], jobs=work.engine_jobs,
+                               progress=False, names=work.layout.names)  # fmt: skip
+        for index, setting, hw in group:
+            table = fill_table(work.layout, counts, hw)
+            table_file = ""
+            if work.out_dir is not None:
+                meta = metadata(arch=work.arch, hw=hw, energy_note=work.energy_note,
+                                engine=engine, granularity=work.granularity,
+                                seconds=time.perf_counter() - start, table=table)  # fmt: skip
+                meta["sweep"] = {"base": work.base, "setting": setting}
+                stem = table_stem(work.arch, hw, work.granularity, work.counts)
+                table_file = write_table(table, meta, work.out_dir, stem)[0].name
+            rows.append((index, point_summary(setting, hw, table, table_file)))
+            start = time.perf_counter()
+    return rows
+
+
+def _chunks(points: list[tuple[dict[str, Any], HardwareConfig]],
+            processes: int) -> list[list[list[Point]]]:  # fmt: skip
+    """Points grouped by `sim_key` (in grid order of each group's first point), groups cut
+    into chunks of about len(points) / (processes * CHUNKS_PER_PROCESS) points; one group per
+    chunk in a single process, where chunks only pace the progress bar."""
+    groups: dict[str, list[Point]] = {}
+    for index, (setting, hw) in enumerate(points):
+        key = json.dumps(hw.sim_key(), sort_keys=True)
+        groups.setdefault(key, []).append((index, setting, hw))
+    size = 1 if processes <= 1 else math.ceil(len(points) / (processes * CHUNKS_PER_PROCESS))
+    chunks: list[list[list[Point]]] = [[]]
+    for group in groups.values():
+        if sum(map(len, chunks[-1])) >= size:
+            chunks.append([])
+        chunks[-1].append(group)
+    return chunks
+
+
+def sweep_stem(arch: str, base: HardwareConfig, counts: str) -> str:
+    """`<arch>_<base>_sweep`, `<arch>_<base>_physical_sweep` for physical counts."""
+    return f"{arch}_{base.name}{'_physical' if counts == 'physical' else ''}_sweep"
+
+
 def run_sweep(
     arch: str,
     base: HardwareConfig,
@@ -121,25 +211,64 @@ def run_sweep(
     engine: str = "analytic",
     counts: str = "scalesim",
     granularity: Granularity = "channel",
+    summary_only: bool = False,
     jobs: int = 1,
     progress: bool = True,
+    cache_dir: Path | None = None,
 ) -> tuple[pd.DataFrame, Path]:
-    """Profile `arch` on every design point; write the tables and `<arch>_<base>_sweep.csv`
-    (`<arch>_<base>_physical_sweep.csv` for physical counts)."""
+    """Profile `arch` on every design point: write `<arch>_<base>_sweep.csv` (with a `pareto`
+    column) and `.json` (what was swept, how), and each point's table unless `summary_only`.
+
+    `jobs` processes share the points (the analytic engine and physical counts); with the
+    SCALE-Sim engine they run each point's simulations instead, point after point.
+    """
+    from ddi_energy.models.zoo import walk_arch
+
+    started = time.perf_counter()
     points = design_points(base, vary)
     warning = fixed_sram_warning(points)
     if warning:
         warn(warning)
-    rows = []
-    for setting, hw in tqdm(points, desc="sweep", unit="point", disable=not progress):
-        table, meta = run_profile(arch, hw, energy_note, engine=engine, counts=counts,
-                                  granularity=granularity, jobs=jobs, progress=False)
-        meta["sweep"] = {"base": base.name, "setting": setting}
-        stem = table_stem(arch, hw, granularity, counts)
-        csv_path, _ = write_table(table, meta, out_dir, stem)
-        rows.append(point_summary(setting, hw, table, csv_path.name))
+    specs = row_specs(walk_arch(arch), granularity)
+    if summary_only:  # the totals read only the full layers
+        specs = [spec for spec in specs if spec.is_full]
+    engine_counts = count_engine(counts, engine, cache_dir=cache_dir)
+    processes = 1 if engine == "scalesim" else jobs
+    work = SweepWork(arch, base.name, energy_note, table_layout(specs, engine_counts.model),
+                     engine, counts, granularity, None if summary_only else out_dir, cache_dir,
+                     jobs if engine == "scalesim" else 1)  # fmt: skip
+    chunks = _chunks(points, processes)
+    rows: list[dict[str, Any]] = [{} for _ in points]
+    died = "a sweep worker process died (out of memory or killed): rerun, with fewer --jobs"
+    with tqdm(total=len(points), desc="sweep", unit="point", disable=not progress) as bar:
+        for _, done in completed(_run_chunk, [(work, c) for c in chunks], processes, died):
+            for index, row in done:
+                rows[index] = row
+            bar.update(len(done))
     summary = pd.DataFrame(rows)
-    suffix = "_physical" if counts == "physical" else ""
-    path = out_dir / f"{arch}_{base.name}{suffix}_sweep.csv"
-    atomic_write(path, summary.to_csv(index=False))
+    summary["pareto"] = pareto_front(summary["energy_pj"], summary["cycles"])
+    path = out_dir / f"{sweep_stem(arch, base, counts)}.csv"
+    meta = {
+        "arch": arch,
+        "base": base.to_dict(),
+        "base_source": source_name(base),
+        "vary": vary,
+        "points": len(points),
+        "pareto_points": int(summary["pareto"].sum()),
+        "pareto": PARETO_NOTE,
+        "engine": engine_counts.name,
+        "counts": counts,
+        "count_model": COUNT_MODEL_NOTES[counts],
+        "granularity": granularity,
+        "tables": "none (--summary-only)" if summary_only else "one per point",
+        "energy_source": energy_note,
+        "scalesim_version": version("scalesim"),
+        "ddi_energy_version": version("ddi-energy"),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "jobs": jobs,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    atomic_write_all({path: summary.to_csv(index=False),
+                      path.with_suffix(".json"): json.dumps(meta, indent=2) + "\n"})  # fmt: skip
     return summary, path
