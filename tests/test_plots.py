@@ -96,12 +96,12 @@ def test_plot_command_draws_every_kind(inputs, tmp_path: Path, capsys):
     assert code == 0, err
     stems = {"accuracy_vs_savings", "skip_ratios_flops", "skip_ratios_energy", "budgets_flops",
              "budgets_energy", "energy_by_level_resnet20_eyeriss", "staircase_resnet20_eyeriss",
-             "sweep_resnet8_eyeriss"}  # fmt: skip
+             "sweep_resnet8_eyeriss", "pareto_resnet8_eyeriss"}  # fmt: skip
     assert {p.name for p in out.iterdir()} == {f"{s}.{e}" for s in stems for e in ("png", "pdf")}
     for stem in stems:
         check_image(out / f"{stem}.png")
         assert f"  {stem}\n" in stdout
-    assert "wrote 8 figures" in stdout
+    assert "wrote 9 figures" in stdout
     assert "skip_ratios (plain): gating none" in stdout
     assert "budgets (plain): no budgets.csv" in stdout
 
@@ -239,6 +239,54 @@ def test_sweep_energy_by_level_and_cycles(inputs):
     assert util_ax.get_ylabel() == "PE utilization (%)"
 
 
+@pytest.fixture(scope="module")
+def wide_sweep(tmp_path_factory) -> Path:
+    """A real summary-only sweep of 48 points: 7 PE counts, 3 dataflows."""
+    hw, note = load_hw("edge_npu")
+    grid = {"array.rows": [4, 8, 16, 32], "array.cols": [4, 8, 16, 32],
+            "dataflow": ["os", "ws", "is"]}  # fmt: skip
+    return run_sweep("resnet8", hw, note, grid, tmp_path_factory.mktemp("wide"),
+                     summary_only=True, progress=False)[1]  # fmt: skip
+
+
+def test_pareto_scatter_draws_every_point_and_the_front(wide_sweep):
+    summary = plots.load_sweep(wide_sweep)
+    fig = plots.pareto(summary, "resnet8_edge_npu")
+    ax, colour_bar = fig.axes  # 7 PE counts: a colour bar, not 7 legend entries
+    assert colour_bar.get_ylabel() == "PEs"
+    *points, front_dots = ax.collections
+    assert [len(c.get_offsets()) for c in points] == [16, 16, 16]  # one per dataflow
+    assert all(c.get_rasterized() for c in points)
+    front = summary[summary["pareto"]].sort_values(["cycles", "energy_pj"])
+    assert 0 < len(front) < len(summary)
+    cdiv, cunit = plots.cycles_scale(summary["cycles"].max())
+    ediv, _ = plots.energy_scale(summary["energy_pj"].max())
+    offsets = front_dots.get_offsets()
+    assert list(offsets[:, 0]) == pytest.approx(list(front["cycles"] / cdiv))
+    assert list(offsets[:, 1]) == pytest.approx(list(front["energy_pj"] / ediv))
+    (step,) = ax.get_lines()
+    assert list(step.get_xdata()) == pytest.approx(list(front["cycles"] / cdiv))
+    assert ax.get_xlabel() == f"latency ({cunit})"
+    assert ax.get_xscale() == "log"  # 4x4 to 32x32 PEs: cycles span more than 20x
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["IS", "OS", "WS", f"Pareto front ({len(front)})"]
+    assert f"48 design points, {len(front)} on the Pareto front" in fig._suptitle.get_text()
+
+
+def test_old_summary_gets_its_front_and_a_wide_one_no_bars(wide_sweep, tmp_path: Path, capsys):
+    summary = pd.read_csv(wide_sweep)
+    old = tmp_path / "old_sweep.csv"
+    summary.drop(columns="pareto").to_csv(old, index=False)
+    assert plots.load_sweep(old)["pareto"].tolist() == summary["pareto"].tolist()
+    code, stdout, _ = run(["plot", "--sweep", str(wide_sweep), "--out", str(tmp_path / "f")],
+                          capsys)  # fmt: skip
+    assert code == 0
+    assert sorted(p.name for p in (tmp_path / "f").iterdir()) == [
+        "pareto_resnet8_edge_npu.pdf", "pareto_resnet8_edge_npu.png"]
+    assert "sweep (resnet8_edge_npu): 48 design points, bars are drawn up to 24" in stdout
+    check_image(tmp_path / "f" / "pareto_resnet8_edge_npu.png")
+
+
 def test_inputs_without_support_are_skipped_and_said(inputs, tmp_path: Path, capsys):
     code, stdout, _ = run(["plot", "--table", str(inputs["layer_table"]), "--runs",
                            str(inputs["plain"]), "--out", str(tmp_path)], capsys)  # fmt: skip
@@ -247,7 +295,7 @@ def test_inputs_without_support_are_skipped_and_said(inputs, tmp_path: Path, cap
         "accuracy_vs_savings.pdf", "accuracy_vs_savings.png",
         "energy_by_level_resnet8_eyeriss_layer.pdf", "energy_by_level_resnet8_eyeriss_layer.png"]
     assert "staircase (resnet8_eyeriss_layer): no channel rows" in stdout
-    assert "sweep: no --sweep given" in stdout
+    assert "sweep, pareto: no --sweep given" in stdout
     assert "skip_ratios (plain)" in stdout and "budgets (plain)" in stdout
 
 

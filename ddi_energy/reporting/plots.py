@@ -19,13 +19,18 @@ from typing import Any
 import matplotlib
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from ddi_energy.errors import DDIError
 from ddi_energy.files import check_writable
 from ddi_energy.reporting.table_summary import models_short, table_models
 from ddi_energy.tables.io import load_cost_table
+from ddi_energy.tables.pareto import pareto_front
 
 COLUMN_IN = 3.5  # a paper column, inches
 DPI = 300
@@ -518,6 +523,7 @@ SWEEP_COLUMNS = ("point", "table", "energy_pj", "cycles", "utilization",
 
 
 def load_sweep(path: Path) -> pd.DataFrame:
+    """A sweep summary; one written before the `pareto` column gets it computed."""
     try:
         frame = pd.read_csv(path)
     except FileNotFoundError:
@@ -529,6 +535,10 @@ def load_sweep(path: Path) -> pd.DataFrame:
     missing = [c for c in SWEEP_COLUMNS if c not in frame.columns]
     if missing:
         raise DDIError(f"{path}: not a sweep summary, missing column {missing[0]!r}")
+    if frame.empty:
+        raise DDIError(f"{path}: a sweep summary without design points")
+    if "pareto" not in frame.columns:
+        frame["pareto"] = pareto_front(frame["energy_pj"], frame["cycles"])
     frame.attrs["path"] = str(path)
     return frame
 
@@ -586,6 +596,123 @@ def sweep(summary: pd.DataFrame, name: str) -> Figure:
     c_ax.grid(False, axis="x")
     e_ax.grid(False, axis="x")
     fig.suptitle(f"Hardware sweep: {name}\n({len(summary)} design points)")
+    return fig
+
+
+SWEEP_BARS_MAX = 24  # design points a bar chart can label; any number goes in the scatter
+DATAFLOW_MARKERS = {"os": "o", "ws": "s", "is": "^"}
+PALETTE = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3",
+           "#8c8c8c", "#ccb974", "#64b5cd")  # fmt: skip
+FRONT_LABELS_MAX = 6  # front points labelled one by one; a longer front gets its two ends
+LEGEND_VALUES_MAX = 5  # numeric colour values listed in the legend; more get a colour bar
+
+
+def colour_key(summary: pd.DataFrame) -> tuple[str, pd.Series] | None:
+    """What the scatter colours by: PEs (rows x cols) when the array varies, else the first
+    varied key other than the dataflow (the markers show that); None if nothing else varies."""
+    varied = [k for k in varied_columns(summary) if k != "dataflow"]
+    array = [k for k in ("array.rows", "array.cols") if k in varied]
+    if array:
+        values = summary[array[0]] * (summary[array[1]] if len(array) == 2 else 1)
+        return ("PEs" if len(array) == 2 else array[0].split(".")[-1]), values
+    return (varied[0].split(".")[-1], summary[varied[0]]) if varied else None
+
+
+def log_if_wide(values: pd.Series) -> str:
+    """A log scale when the values span more than 20x (sweeps over array sizes do)."""
+    low = float(values.min())
+    return "log" if low > 0 and float(values.max()) / low > 20 else "linear"
+
+
+def scale_axis(axis, values: pd.Series) -> None:
+    """Log or linear (`log_if_wide`); log ticks at 1, 2, 5 x 10^k written as plain numbers."""
+    scale = log_if_wide(values)
+    axis.axes.set_xscale(scale) if axis.axis_name == "x" else axis.axes.set_yscale(scale)
+    if scale == "log":
+        axis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+        axis.set_major_formatter(FuncFormatter(lambda v, _: number(v)))
+        axis.set_minor_formatter(NullFormatter())
+
+
+def point_colours(fig: Figure, ax, summary: pd.DataFrame) -> tuple[list[Any], list[Any]]:
+    """A colour per point and the legend entries saying what it means: numbers along viridis
+    (a colour bar beyond LEGEND_VALUES_MAX values), anything else from the palette."""
+    key = colour_key(summary)
+    if key is None:
+        return [PALETTE[0]] * len(summary), []
+    label, values = key
+    numeric = pd.to_numeric(values, errors="coerce")
+    if numeric.isna().any():  # names: one palette colour each (cycled beyond ten)
+        names = sorted(values.astype(str).unique())
+        index = {v: PALETTE[i % len(PALETTE)] for i, v in enumerate(names)}
+        return ([index[v] for v in values.astype(str)],
+                [Patch(color=c, label=f"{label}={v}") for v, c in index.items()])
+    norm = (LogNorm if log_if_wide(numeric) == "log" else Normalize)(numeric.min(), numeric.max())
+    mapping = ScalarMappable(norm=norm, cmap="viridis")
+    distinct = sorted(numeric.unique())
+    if len(distinct) > LEGEND_VALUES_MAX:
+        bar = fig.colorbar(mapping, ax=ax, label=label, pad=0.01)
+        bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: number(v)))
+        return list(mapping.to_rgba(numeric)), []
+    return (list(mapping.to_rgba(numeric)),
+            [Patch(color=mapping.to_rgba(v), label=f"{label}={number(v)}") for v in distinct])
+
+
+def label_front(ax, front: pd.DataFrame, varied: Sequence[str], cdiv: float,
+                ediv: float) -> None:  # fmt: skip
+    """Number the front's points from the fastest (the two ends of a front longer than
+    FRONT_LABELS_MAX) and list their varied values in a box in the upper left, where fast
+    designs that spend much energy would be and seldom are."""
+    shown = front if len(front) <= FRONT_LABELS_MAX else front.iloc[[0, -1]]
+    lines = []
+    for number_, (_, row) in enumerate(shown.iterrows(), start=1):
+        ax.annotate(str(number_), (row["cycles"] / cdiv, row["energy_pj"] / ediv),
+                    xytext=(3, 3), textcoords="offset points", fontsize=6, weight="bold",
+                    zorder=5)  # fmt: skip
+        values = ", ".join(f"{k.split('.')[-1]}={row[k]}" for k in varied) or str(row["point"])
+        lines.append(f"{number_}: {values}")
+    title = "Pareto front" if len(shown) == len(front) else "ends of the Pareto front"
+    ax.text(0.02, 0.98, "\n".join([f"{title}:", *lines]), transform=ax.transAxes, va="top",
+            fontsize=5.5, zorder=5, bbox={"boxstyle": "round,pad=0.3", "fc": "white",
+                                          "ec": "0.7", "lw": 0.5, "alpha": 0.9})  # fmt: skip
+
+
+@styled
+def pareto(summary: pd.DataFrame, name: str) -> Figure:
+    """Energy per inference vs latency of every design point, coloured by PEs (or the first
+    varied key) with a marker per dataflow, small and rasterized so thousands of points stay
+    readable (and the PDF small); the Pareto front (the `pareto` column) drawn over them as a
+    step line, its points numbered and their varied values listed."""
+    fig = new_figure(3.6)
+    ax = fig.subplots()
+    ediv, eunit = energy_scale(float(summary["energy_pj"].max()))
+    cdiv, cunit = cycles_scale(float(summary["cycles"].max()))
+    x, y = summary["cycles"] / cdiv, summary["energy_pj"] / ediv
+    colours, handles = point_colours(fig, ax, summary)
+    flows = summary["dataflow"] if "dataflow" in summary else pd.Series("", summary.index)
+    for flow in sorted(flows.unique()):
+        rows = (flows == flow).to_numpy()
+        marker = DATAFLOW_MARKERS.get(flow, "o")
+        ax.scatter(x[rows], y[rows], s=10 if len(summary) <= 100 else 4, marker=marker,
+                   c=[c for c, r in zip(colours, rows, strict=True) if r], linewidths=0,
+                   alpha=0.7, rasterized=True)  # fmt: skip
+        if flow:
+            handles.append(Line2D([], [], ls="", marker=marker, color="0.4", label=flow.upper()))
+    front = summary[summary["pareto"].astype(bool)].sort_values(["cycles", "energy_pj"])
+    fx, fy = front["cycles"] / cdiv, front["energy_pj"] / ediv
+    ax.step(fx, fy, where="post", color="black", lw=0.8, zorder=3)
+    ax.scatter(fx, fy, s=18, facecolors="none", edgecolors="black", linewidths=0.8, zorder=4)
+    handles.append(Line2D([], [], color="black", lw=0.8, marker="o", ms=4, mfc="none",
+                          label=f"Pareto front ({len(front)})"))  # fmt: skip
+    scale_axis(ax.xaxis, x)
+    scale_axis(ax.yaxis, y)
+    ax.set_xlabel(f"latency ({cunit})")
+    ax.set_ylabel(f"energy per inference ({eunit})")
+    label_front(ax, front, varied_columns(summary), cdiv, ediv)
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(4, len(handles)),
+               frameon=False)  # fmt: skip
+    fig.suptitle(f"Energy vs latency: {name}\n({len(summary)} design points, {len(front)} on "
+                 "the Pareto front)")  # fmt: skip
     return fig
 
 
@@ -653,9 +780,15 @@ def plot_all(run_dirs: Sequence[Path] = (), tables: Sequence[str] = (),
             result.skipped.append(f"staircase ({name}): no channel rows (a network without "
                                   "channel gates, or a layer-granularity table)")  # fmt: skip
     if not summaries:
-        result.skipped.append("sweep: no --sweep given")
+        result.skipped.append("sweep, pareto: no --sweep given")
     for name, summary in summaries:
-        drawn.append((f"sweep_{name}", lambda s=summary, n=name: sweep(s, n)))
+        drawn.append((f"pareto_{name}", lambda s=summary, n=name: pareto(s, n)))
+        if len(summary) <= SWEEP_BARS_MAX:
+            drawn.append((f"sweep_{name}", lambda s=summary, n=name: sweep(s, n)))
+        else:
+            result.skipped.append(f"sweep ({name}): {len(summary)} design points, bars are "
+                                  f"drawn up to {SWEEP_BARS_MAX} (the pareto scatter has them "
+                                  "all)")  # fmt: skip
     check_writable(out_dir)
     for stem, draw in drawn:
         result.written += save(draw(), out_dir, stem)
