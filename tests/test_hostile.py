@@ -174,10 +174,10 @@ def test_profile_into_existing_dir_keeps_what_was_there(tmp_path, capsys, monkey
 def test_sweep_failing_at_a_later_point_leaves_no_tables(tmp_path, capsys, monkeypatch):
     from ddi_energy.tables import sweep
 
-    monkeypatch.setattr(sweep, "run_profile", explode_after(sweep.run_profile, 2))
-    with pytest.raises(Boom):
+    monkeypatch.setattr(sweep, "fill_table", explode_after(sweep.fill_table, 2))
+    with pytest.raises(Boom):  # --jobs 1: the points run in this process, patched
         run(["sweep", "--arch", "resnet8", "--hw", "eyeriss", "--vary", "array.rows=8,12,16",
-             "--out", str(tmp_path / "sweeps")], capsys)  # fmt: skip
+             "--jobs", "1", "--out", str(tmp_path / "sweeps")], capsys)  # fmt: skip
     assert not (tmp_path / "sweeps").exists()
 
 

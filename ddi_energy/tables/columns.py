@@ -49,4 +49,9 @@ def content_digest(table: pd.DataFrame) -> str:
     """SHA-256 of a table's parsed content (its canonical CSV), recorded in the metadata so that
     a table changed since it was profiled can be told; a table written and read back gives the
     same digest."""
-    return hashlib.sha256(table.to_csv(index=False).encode()).hexdigest()
+    return csv_digest(table.to_csv(index=False))
+
+
+def csv_digest(text: str) -> str:
+    """`content_digest` of the table whose canonical CSV is `text`."""
+    return hashlib.sha256(text.encode()).hexdigest()
