@@ -8,7 +8,11 @@ a buffer's energy follows its capacity when `energy_pj.sram` is auto).
 
 from __future__ import annotations
 
-import pandas as pd
+import functools
+import operator
+from collections.abc import Mapping
+
+import numpy as np
 
 from ddi_energy.hardware.config import HardwareConfig
 
@@ -42,16 +46,23 @@ def rf_accesses(macs: int, pixels: int, window: int, filters: int, dataflow: str
     return RF_PER_MAC * macs + stationary[dataflow]
 
 
-def add_energy(frame: pd.DataFrame, hw: HardwareConfig) -> pd.DataFrame:
-    """Add the Eq. 6 energy columns (pJ) to a table of access counts (`rf_accesses` included)."""
-    e = hw.energy_pj
-    out = frame.copy()
-    out["energy_dram_pj"] = e["dram"] * out[list(DRAM_COLUMNS)].sum(axis=1)
-    sram = hw.sram_pj()
-    out["energy_sram_pj"] = sum(
-        sram[buf] * out[list(cols)].sum(axis=1) for buf, cols in SRAM_BY_BUFFER.items()
-    )
-    out["energy_rf_pj"] = e["rf"] * out["rf_accesses"]
-    out["energy_mac_pj"] = e["mac"] * out["macs"]
-    out["energy_pj"] = out[list(ENERGY_COLUMNS)].sum(axis=1)
-    return out
+def energy_columns(columns: Mapping[str, np.ndarray], hw: HardwareConfig) -> dict[str, np.ndarray]:
+    """The Eq. 6 energy columns (pJ) and their sum `energy_pj`, per row of a table's count
+    columns (SRAM and DRAM accesses, `rf_accesses`, `macs`).
+
+    Computed on the columns' arrays, not through pandas operations: a sweep prices thousands of
+    tables. Sums run left to right over the levels and buffers, as listed.
+    """
+    e, sram = hw.energy_pj, hw.sram_pj()
+    energy = {
+        "energy_dram_pj": e["dram"] * _row_sum(columns, DRAM_COLUMNS),
+        "energy_sram_pj": sum(sram[buf] * _row_sum(columns, cols)
+                              for buf, cols in SRAM_BY_BUFFER.items()),  # fmt: skip
+        "energy_rf_pj": e["rf"] * columns["rf_accesses"],
+        "energy_mac_pj": e["mac"] * columns["macs"],
+    }
+    return {**energy, "energy_pj": _row_sum(energy, ENERGY_COLUMNS)}
+
+
+def _row_sum(columns: Mapping[str, np.ndarray], names: tuple[str, ...]) -> np.ndarray:
+    return functools.reduce(operator.add, (columns[n] for n in names))

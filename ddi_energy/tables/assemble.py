@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ddi_energy.hardware.config import HardwareConfig
-from ddi_energy.hardware.energy import add_energy, rf_accesses
+from ddi_energy.hardware.energy import energy_columns, rf_accesses
 from ddi_energy.tables.columns import TABLE_COLUMNS
 from ddi_energy.tables.rows import RowSpec, shape_names
 from ddi_energy.workload.shapes import COUNT_FIELDS, AccessCounts, ConvShape
@@ -26,19 +26,23 @@ from ddi_energy.workload.shapes import COUNT_FIELDS, AccessCounts, ConvShape
 
 @dataclass(frozen=True)
 class TableLayout:
-    """The rows of a table without hardware. `fixed`: every column no config changes; `shapes`:
-    the distinct SCALE-Sim layers (first appearance first) with `names`, a layer name each for
-    engine error messages, and `shape_terms`, the (macs, ofmap pixels, R·S·C, filters) of each
-    that the RF model needs; `part_row`, `part_shape`, `part_runs`: per (row, part), its row,
-    its index into `shapes` and how often it runs."""
+    """The rows of a table without hardware. `fixed`: every column no config changes, as
+    arrays; `shapes`: the distinct SCALE-Sim layers (first appearance first) with `names`, a
+    layer name each for engine error messages, and `shape_terms`, the (macs, ofmap pixels,
+    R·S·C, filters) of each that the RF model needs; `part_row`, `part_shape`, `part_runs`: per
+    (row, part), its row, its index into `shapes` and how often it runs."""
 
-    fixed: pd.DataFrame
+    fixed: dict[str, np.ndarray]
     shapes: tuple[ConvShape, ...]
     names: dict[ConvShape, str]
     shape_terms: np.ndarray
     part_row: np.ndarray
     part_shape: np.ndarray
     part_runs: np.ndarray
+
+    @property
+    def rows(self) -> int:
+        return len(self.fixed["layer"])
 
 
 def _hw(h: int, w: int) -> int | str:
@@ -80,11 +84,12 @@ def table_layout(specs: Sequence[RowSpec], model: str) -> TableLayout:
             "dilation": _hw(*layer.dilation_hw),
             "sim_layers": sum(n for _, n in parts),
         })  # fmt: skip
+    fixed = pd.DataFrame.from_records(records)  # the dtypes a table's columns have
     terms = np.array([(s.macs, s.ofmap_pixels, s.window, s.filters) for s in names],
                      dtype=np.int64).reshape(len(names), 4)  # fmt: skip
     part_row, part_shape, part_runs = np.array(parts_of, dtype=np.int64).reshape(-1, 3).T
-    return TableLayout(pd.DataFrame.from_records(records), tuple(names), names, terms, part_row,
-                       part_shape, part_runs)  # fmt: skip
+    return TableLayout({c: fixed[c].to_numpy() for c in fixed.columns}, tuple(names), names,
+                       terms, part_row, part_shape, part_runs)  # fmt: skip
 
 
 def fill_table(layout: TableLayout, counts: Mapping[ConvShape, AccessCounts],
@@ -94,7 +99,9 @@ def fill_table(layout: TableLayout, counts: Mapping[ConvShape, AccessCounts],
                          dtype=np.int64).reshape(len(layout.shapes), len(COUNT_FIELDS))
     rf = rf_accesses(*layout.shape_terms.T, hw.dataflow)
     per_shape = np.column_stack([per_shape, rf])
-    per_row = np.zeros((len(layout.fixed), per_shape.shape[1]), dtype=np.int64)
+    per_row = np.zeros((layout.rows, per_shape.shape[1]), dtype=np.int64)
     np.add.at(per_row, layout.part_row, layout.part_runs[:, None] * per_shape[layout.part_shape])
-    columns = {f: per_row[:, j] for j, f in enumerate((*COUNT_FIELDS, "rf_accesses"))}
-    return add_energy(layout.fixed.assign(**columns), hw)[list(TABLE_COLUMNS)]
+    columns = {**layout.fixed,
+               **{f: per_row[:, j] for j, f in enumerate((*COUNT_FIELDS, "rf_accesses"))}}
+    columns.update(energy_columns(columns, hw))
+    return pd.DataFrame({c: columns[c] for c in TABLE_COLUMNS})
