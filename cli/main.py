@@ -222,8 +222,9 @@ def validate(arch: str | None, model_spec: str | None, input_size: tuple[int, ..
                    "per point: counts only the full layers, the rows the totals read.")
 @click.option("--jobs", type=click.IntRange(min=1), default=DEFAULT_JOBS,
               show_default="number of CPUs",
-              help="Processes that share the design points (with --engine scalesim: the "
-                   "processes of each point's SCALE-Sim runs).")
+              help="Processes that share the design points, at most one per 25 points with "
+                   "--summary-only or per 2 with tables (with --engine scalesim: the processes "
+                   "of each point's SCALE-Sim runs).")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
               help="SCALE-Sim result cache [default: $DDI_ENERGY_CACHE or ~/.cache/ddi-energy].")
 def sweep(arch: str, hw_spec: str, vary_items: tuple[str, ...], engine: str, counts: str,

@@ -174,18 +174,26 @@ def test_points_that_share_counts_get_their_own_profile(sweeps):
 
 
 def test_summary_only_from_cli_on_two_processes(tmp_path: Path, capsys):
-    out_dir = tmp_path / "sweep"
-    code, out, _ = run(
-        ["sweep", "--arch", "resnet8", "--hw", "eyeriss", "--vary", "array.rows=8,16",
-         "--vary", "dataflow=os,ws", "--summary-only", "--jobs", "2", "--out", str(out_dir)],
-        capsys,
-    )  # fmt: skip
-    assert code == 0, out
-    assert sorted(p.name for p in out_dir.iterdir()) == ["resnet8_eyeriss_sweep.csv",
-                                                          "resnet8_eyeriss_sweep.json"]
-    summary = pd.read_csv(out_dir / "resnet8_eyeriss_sweep.csv")
-    assert len(summary) == 4 and summary["pareto"].dtype == bool
-    assert f"({int(summary['pareto'].sum())} Pareto-optimal points)" in out
+    """50 points: enough for two worker processes (25 summary points each); the same summary
+    as one process, byte for byte."""
+    grid = ["--vary", "array.rows=4,8,16,32,64", "--vary", "array.cols=4,8,16,32,64",
+            "--vary", "dataflow=os,ws"]  # fmt: skip
+    written = []
+    for jobs in ("2", "1"):
+        out_dir = tmp_path / jobs
+        code, out, _ = run(["sweep", "--arch", "resnet8", "--hw", "eyeriss", *grid,
+                            "--summary-only", "--jobs", jobs, "--out", str(out_dir)], capsys)
+        assert code == 0, out
+        assert sorted(p.name for p in out_dir.iterdir()) == ["resnet8_eyeriss_sweep.csv",
+                                                              "resnet8_eyeriss_sweep.json"]
+        written.append((out_dir / "resnet8_eyeriss_sweep.csv").read_bytes())
+    assert written[0] == written[1]
+    summary = pd.read_csv(tmp_path / "1" / "resnet8_eyeriss_sweep.csv")
+    assert len(summary) == 50 and summary["pareto"].dtype == bool
+    front = summary[summary["pareto"]]
+    assert f"the {len(front)} Pareto-optimal points (energy vs cycles) of 50:" in out
+    assert all(name in out for name in front["point"])
+    assert f"({len(front)} Pareto-optimal points)" in out
 
 
 @pytest.mark.parametrize("jobs", ["0", "-2", "two"])

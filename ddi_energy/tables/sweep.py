@@ -90,12 +90,13 @@ def design_points(
     """Every combination of the varied values, each validated into a named `HardwareConfig`."""
     points = []
     keys = list(vary)
+    width = max(2, len(str(math.prod(len(v) for v in vary.values()) - 1)))  # p007 of 1000
     for index, values in enumerate(itertools.product(*(vary[k] for k in keys))):
         setting = dict(zip(keys, values, strict=True))
         data = copy.deepcopy(base.to_dict())
         for key, value in setting.items():
             _set(data, key, value)
-        data["name"] = f"{base.name}-p{index:02d}"
+        data["name"] = f"{base.name}-p{index:0{width}d}"
         where = "--vary " + " ".join(f"{k}={v}" for k, v in setting.items())
         points.append((setting, from_dict(data, where)))
     return points
@@ -133,6 +134,9 @@ PARETO_NOTE = ("energy_pj and cycles, both minimised: a point is on the front wh
 # Chunks per process: enough for an even spread and a live progress bar, few enough that
 # sending a chunk (the table layout and its points) costs nothing next to counting it.
 CHUNKS_PER_PROCESS = 25
+# Points a worker process must have to pay for its start (about a second: Python, numpy and
+# pandas): a summary point takes ~10-40 ms, a point with its table ~0.3-0.5 s (resnet74).
+POINTS_PER_PROCESS = {"summary": 25, "tables": 2}
 
 Point = tuple[int, dict[str, Any], HardwareConfig]  # (index in the grid, setting, config)
 
@@ -219,8 +223,9 @@ def run_sweep(
     """Profile `arch` on every design point: write `<arch>_<base>_sweep.csv` (with a `pareto`
     column) and `.json` (what was swept, how), and each point's table unless `summary_only`.
 
-    `jobs` processes share the points (the analytic engine and physical counts); with the
-    SCALE-Sim engine they run each point's simulations instead, point after point.
+    Up to `jobs` processes share the points (the analytic engine and physical counts; one per
+    POINTS_PER_PROCESS points at most); with the SCALE-Sim engine they run each point's
+    simulations instead, point after point.
     """
     from ddi_energy.models.zoo import walk_arch
 
@@ -233,7 +238,8 @@ def run_sweep(
     if summary_only:  # the totals read only the full layers
         specs = [spec for spec in specs if spec.is_full]
     engine_counts = count_engine(counts, engine, cache_dir=cache_dir)
-    processes = 1 if engine == "scalesim" else jobs
+    per_process = POINTS_PER_PROCESS["summary" if summary_only else "tables"]
+    processes = 1 if engine == "scalesim" else max(1, min(jobs, len(points) // per_process))
     work = SweepWork(arch, base.name, energy_note, table_layout(specs, engine_counts.model),
                      engine, counts, granularity, None if summary_only else out_dir, cache_dir,
                      jobs if engine == "scalesim" else 1)  # fmt: skip
