@@ -310,9 +310,12 @@ def test_errors_are_one_line_and_write_nothing(inputs, tmp_path: Path, capsys):
     assert err == (f"ddi-energy: error: {trained_only}: no report.json; run `ddi-energy eval "
                    f"--run {trained_only}` first\n")  # fmt: skip
     assert not out.exists()
+    empty = tmp_path / "empty_sweep.csv"
+    empty.write_text(inputs["sweep"].read_text().splitlines()[0] + "\n")  # the header alone
     for argv, words in (
         ([], "nothing to plot"),
         (["--sweep", str(inputs["layer_table"])], "not a sweep summary"),
+        (["--sweep", str(empty)], "a sweep summary without design points"),
         (["--table", "resnet20_eyeriss", "--layers", "stage1.0.conv1,fc"], "--layers: fc"),
         (["--table", "no_such_table"], "no such cost table"),
     ):
