@@ -69,8 +69,6 @@ def metadata(
         "engine": engine.name,
         "counts": engine.model,
         "count_model": COUNT_MODEL_NOTES[engine.model],
-        "scalesim_version": version("scalesim"),
-        "ddi_energy_version": version("ddi-energy"),
         "granularity": granularity,
         "rows": len(table),
         "content_sha256": None,  # set by write_table from the CSV it writes
@@ -87,6 +85,15 @@ def metadata(
         "energy_source": energy_note,
         "rf_model": RF_MODEL,
         "totals_full_network": network_totals(table),
+        **provenance(seconds),
+    }
+
+
+def provenance(seconds: float) -> dict[str, Any]:
+    """The versions, command line and time of a run, for the metadata of what it writes."""
+    return {
+        "scalesim_version": version("scalesim"),
+        "ddi_energy_version": version("ddi-energy"),
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "seconds": round(seconds, 3),

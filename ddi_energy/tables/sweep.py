@@ -18,11 +18,9 @@ import copy
 import itertools
 import json
 import math
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +35,7 @@ from ddi_energy.hardware.config import LEVELS, OPERANDS, HardwareConfig, from_di
 from ddi_energy.hardware.energy import ENERGY_COLUMNS
 from ddi_energy.processes import completed
 from ddi_energy.tables.assemble import TableLayout, fill_table, table_layout
-from ddi_energy.tables.build import metadata, source_name, table_stem
+from ddi_energy.tables.build import metadata, provenance, source_name, table_stem
 from ddi_energy.tables.columns import network_totals
 from ddi_energy.tables.io import write_table
 from ddi_energy.tables.pareto import pareto_front
@@ -268,12 +266,9 @@ def run_sweep(
         "granularity": granularity,
         "tables": "none (--summary-only)" if summary_only else "one per point",
         "energy_source": energy_note,
-        "scalesim_version": version("scalesim"),
-        "ddi_energy_version": version("ddi-energy"),
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **provenance(time.perf_counter() - started),
         "jobs": jobs,
-        "seconds": round(time.perf_counter() - started, 3),
+        "processes": processes,
     }
     atomic_write_all({path: summary.to_csv(index=False),
                       path.with_suffix(".json"): json.dumps(meta, indent=2) + "\n"})  # fmt: skip
