@@ -132,7 +132,7 @@ PARETO_NOTE = ("energy_pj and cycles, both minimised: a point is on the front wh
 # Chunks per process: enough for an even spread and a live progress bar, few enough that
 # sending a chunk (the table layout and its points) costs nothing next to counting it.
 CHUNKS_PER_PROCESS = 25
-# Points a worker process must have to pay for its start (about a second: Python, numpy and
+# Points a worker process must have to pay for its start (1-2 s: Python, numpy and
 # pandas): a summary point takes ~10-40 ms, a point with its table ~0.3-0.5 s (resnet74).
 POINTS_PER_PROCESS = {"summary": 25, "tables": 2}
 
