@@ -627,7 +627,7 @@ def log_if_wide(values: pd.Series) -> str:
 def scale_axis(axis, values: pd.Series) -> None:
     """Log or linear (`log_if_wide`); log ticks at 1, 2, 5 x 10^k written as plain numbers."""
     scale = log_if_wide(values)
-    axis.axes.set_xscale(scale) if axis.axis_name == "x" else axis.axes.set_yscale(scale)
+    (axis.axes.set_xscale if axis.axis_name == "x" else axis.axes.set_yscale)(scale)
     if scale == "log":
         axis.set_major_locator(LogLocator(subs=(1, 2, 5)))
         axis.set_major_formatter(FuncFormatter(lambda v, _: number(v)))
