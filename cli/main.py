@@ -337,7 +337,10 @@ def _train_options(func):
         "cost_table": "Cost table name (resnet20_eyeriss, resnet20_eyeriss_physical) or CSV "
         "path.", "counts": "Count model of the table profiled from --hw: scalesim | physical.",
         "target_skip": "Fraction of the backbone's cost (in the loss's metric) to skip.",
-        "alpha": "Weight of E (MFLOPs, µJ or kcycles) in CE + α·E.",
+        "alpha": "Weight of E (a fraction of the plain backbone's cost) in CE ± α·E.",
+        "preset": "Named schedule under the options and --config: quick (the defaults, CPU "
+        "minutes) | paper-cifar (the paper's 2,000 + 50,000 + 50,000 steps at batch 128, "
+        "α 0.0673).",
         "steps": "IADI step-2 (joint) steps.", "gate_steps": "IADI step-1 (gates only) steps.",
         "pretrain_steps": "Backbone pre-training steps.",
         "ddi_steps": "DDI-stage steps (exits added); 0 for no exits.",

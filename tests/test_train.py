@@ -73,7 +73,7 @@ def test_stages_train_what_they_should(tmp_path: Path):
 def test_eval_report(tmp_path: Path, capsys):
     cfg = tiny(tmp_path, "r", loss="energy", hw="edge_npu")
     train(cfg, progress=False)
-    code, out, _ = run(["eval", "--run", cfg.out, "--budgets", "0.6,1.0"], capsys)
+    code, out, _ = run(["eval", "--run", cfg.out, "--budgets", "0.3,0.6,1.0"], capsys)
     assert code == 0, out
     report = json.loads((Path(cfg.out) / "report.json").read_text())
     for key in ("accuracy", "flops_savings", "energy_savings", "skip_ratio",
@@ -82,20 +82,60 @@ def test_eval_report(tmp_path: Path, capsys):
     assert report["hw"]["name"] == "edge_npu"
     assert sum(report["energy_breakdown_pj"].values()) == pytest.approx(
         report["energy_pj_per_input"])
-    assert [b["budget_fraction"] for b in report["budgets"]] == [0.6, 1.0, 0.6, 1.0]
+    assert [b["budget_fraction"] for b in report["budgets"]] == [0.3, 0.6, 1.0] * 2
     budgets = pd.read_csv(Path(cfg.out) / "budgets.csv")
-    assert (budgets["max_cost_fraction"] <= budgets["budget_fraction"] + 1e-9).all()
+    # resnet8 on edge_npu: the first exit needs 0.46 (FLOPs) / 0.47 (energy) of the plain cost
+    assert budgets["feasible"].tolist() == [False, True, True] * 2
+    infeasible, feasible = budgets[~budgets["feasible"]], budgets[budgets["feasible"]]
+    assert infeasible[["accuracy", "oracle_accuracy", "max_cost_fraction"]].isna().all().all()
+    assert (feasible["max_cost_fraction"] <= feasible["budget_fraction"]).all()
+    assert report["min_budget_fraction"]["flops"] == pytest.approx(0.464, abs=0.001)
     per_unit = pd.read_csv(Path(cfg.out) / "per_unit.csv")
     assert list(per_unit["unit"]) == ["stage1.0", "stage2.0", "stage3.0"]
     assert len(pd.read_csv(Path(cfg.out) / "per_difficulty.csv")) == 4
     assert "accuracy" in out and "energy by memory level" in out and "hard budgets" in out
 
 
+@pytest.mark.parametrize("loss", ["flops", "energy", "latency"])
+def test_resource_term_is_a_fraction_of_the_plain_cost(tmp_path: Path, loss: str):
+    """metrics.csv's `resource` is the hard cost over the plain backbone's, in every mode: about
+    1 plus the gates' (and in the DDI stage the exits') share while the gates keep everything."""
+    cfg = tiny(tmp_path, loss, loss=loss, hw="eyeriss")
+    train(cfg, progress=False)
+    metrics = pd.read_csv(Path(cfg.out) / "metrics.csv")
+    assert metrics["resource"].between(0, 1.5).all()
+    assert metrics["resource"].max() > 1.0  # gates on at the start: the plain cost + the gates
+
+
+def test_gating_none_trains_a_plain_baseline_with_default_options(tmp_path: Path):
+    cfg = tiny(tmp_path, "plain", gating="none")  # gate_steps stays at its (nonzero) default
+    assert [stage for stage, _, _ in cfg.stages] == ["pretrain", "joint", "ddi"]
+    assert cfg.total_steps == 8
+    train(cfg, progress=False)
+    metrics = pd.read_csv(Path(cfg.out) / "metrics.csv")
+    assert (metrics["sign"] == 0).all() and metrics["step"].max() == 8
+
+
+def test_presets(tmp_path: Path):
+    quick = load_config(None, {})
+    assert (quick.preset, quick.total_steps, quick.batch, quick.ddi_steps) == ("quick", 625, 64, 0)
+    paper = load_config(None, {"preset": "paper-cifar"})
+    assert (paper.batch, paper.gate_steps, paper.steps, paper.ddi_steps) == (128, 2000, 50000,
+                                                                            50000)
+    assert paper.alpha == pytest.approx(2e-4 * 336.4, rel=1e-3)
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({"preset": "paper-cifar", "steps": 7}))
+    cfg = load_config(path, {"ddi_steps": 0})
+    assert (cfg.steps, cfg.ddi_steps, cfg.gate_steps, cfg.batch) == (7, 0, 2000, 128)
+    with pytest.raises(DDIError, match="preset = 'paper'.*allowed: quick, paper-cifar"):
+        load_config(None, {"preset": "paper"})
+
+
 def test_config_file_and_overrides(tmp_path: Path):
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump({"arch": "resnet14", "steps": 7, "alpha": 0.001}))
     cfg = load_config(path, {"steps": 9})
-    assert (cfg.arch, cfg.steps, cfg.alpha, cfg.lr, cfg.batch) == ("resnet14", 9, 0.001, 0.05, 128)
+    assert (cfg.arch, cfg.steps, cfg.alpha, cfg.lr, cfg.batch) == ("resnet14", 9, 0.001, 0.05, 64)
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,14 @@
-"""Hard per-input budgets: RADI halts each input at an exit when the rest would not fit."""
+"""Hard per-input budgets: RADI halts each input at an exit when the rest might not fit.
+
+Halting policy (worst-case look-ahead): after computing exit j, an input continues only if its
+cost so far plus the worst case of the next segment (every unit and gate on, each at its
+costliest channel count, plus the next exit or the final classifier) fits the budget. The test
+is made before the work, so nothing is computed and thrown away, and by induction no input
+exceeds a *feasible* budget: one at least the worst-case cost up to and including the first
+exit (the one segment every input runs before it can halt). Lower budgets are refused. The
+price is caution: an input whose gates would have skipped enough of the next segment still
+halts; `ddi-energy eval` measures it against an oracle that knows each input's real cost.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +20,23 @@ from ddi_energy.errors import DDIError
 from ddi_energy.models.dynamic import Decisions
 
 
-class Budget:
-    """A hard per-input budget: at each exit, an input halts unless the worst case of the next
-    segment (every unit and channel on, plus the next exit or the final classifier) still fits.
+def min_budget(costs: CostModel, metric: str) -> float:
+    """The smallest feasible budget: the worst-case cost up to and including the first exit
+    (the whole network if there are no exits)."""
+    col = costs.index(metric)
+    return float(costs.stem[col] + costs.segment_worst()[0, col])
 
-    The test is made before the segment runs, so no input ever exceeds the budget and no work
-    is wasted; the first exit always runs.
-    """
+
+class Budget:
+    """A hard per-input budget of `limit` (in `metric`), held by worst-case look-ahead."""
 
     def __init__(self, costs: CostModel, limit: float, metric: str) -> None:
         self.costs, self.limit, self.col = costs, float(limit), costs.index(metric)
         self.worst = costs.segment_worst()[:, self.col]
+        minimum = min_budget(costs, metric)
+        if not self.limit >= minimum:
+            raise DDIError(f"budget {self.limit:.6g} {metric} is infeasible: an input can cost "
+                           f"{minimum:.6g} up to its first exit (allowed: >= {minimum:.6g})")
 
     def halt(self, d: Decisions, alive: Tensor, next_exit: int) -> Tensor:
         spent = self.costs.per_input(d)[0][alive, self.col]
@@ -29,7 +45,9 @@ class Budget:
 
 def set_budget(model: nn.Module, limit: float | None, mode: str = "flops",
                table: pd.DataFrame | None = None) -> None:  # fmt: skip
-    """Make `model`'s eval forward halt every input at the exits under `limit` (None: off)."""
+    """Make `model`'s eval forward run its exits and halt every input at them under `limit`
+    (None: no budget, exits neither run nor charged; infinity: every exit runs, none halts).
+    Raises DDIError for an infeasible limit (below `min_budget`)."""
     if limit is None:
         model.budget = None
         return

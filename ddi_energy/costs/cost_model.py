@@ -1,6 +1,6 @@
-"""Price what a dynamic network runs: per-input costs from hard decisions, expected costs from
-soft gate probabilities, the full and plain networks' costs, and each segment's worst case (for
-budgets).
+"""Price what a dynamic network runs: per-input costs from hard decisions (and at every output,
+for budgets), expected costs under random decisions with the gates' probabilities (the resource
+loss's surrogate), the full and plain networks' costs, and each segment's worst case.
 
 Costs come from the layers a network declares (`CostStructure`), priced by `Pricer`.
 """
@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from ddi_energy.costs.poisson_binomial import expected_cost
 from ddi_energy.costs.pricing import Pricer
 from ddi_energy.errors import DDIError
 from ddi_energy.models.dynamic import CostStructure, Decisions, GateProbs
@@ -61,6 +62,11 @@ class CostModel(nn.Module):
                                                           for u in units]))
         self.register_buffer("curve", curve)
         self.register_buffer("widths", torch.tensor(widths))
+        # Units of equal width share one vectorized pass of `expected_cost`.
+        self.width_groups = [(k, [u for u, w in enumerate(widths) if w == k])
+                             for k in sorted(set(widths))]  # fmt: skip
+        grouped = [u for _, units in self.width_groups for u in units]
+        self.group_order = [grouped.index(u) for u in range(len(widths))]
         exits = [pricer.overhead(e) for e in structure.exits]
         self.register_buffer("exits", torch.stack(exits) if exits else torch.zeros((0, m),
                                                                                    dtype=torch.float64))
@@ -70,42 +76,57 @@ class CostModel(nn.Module):
             raise DDIError(f"cost metric {metric!r} needs a cost table (without one: flops only)")
         return self.metrics.index(metric)
 
-    def per_input(self, d: Decisions) -> tuple[Tensor, Tensor]:
-        """(total, overhead) costs (B, M) of what each input ran; overhead = gates + exits."""
+    def _unit_parts(self, d: Decisions) -> tuple[Tensor, Tensor]:
+        """(backbone, gates) costs (B, U, M) of every unit for every input."""
         # Weighted sums written elementwise, not as matmuls: FlopCounterMode (around a forward
         # that checks a budget) must not count this bookkeeping as network FLOPs.
-        def weigh(mask: Tensor, cost: Tensor) -> Tensor:
-            return (mask.to(torch.float64)[..., None] * cost).sum(1)
+        def on(mask: Tensor) -> Tensor:
+            return mask.to(torch.float64)[..., None]
 
-        gates = weigh(d.reached, self.layer_gate) + weigh(d.channel_gate_ran, self.channel_gate)
         n = d.active_channels()
         units = torch.arange(n.shape[1], device=n.device)
-        body = (self.curve[units[None, :], n] * d.executed[..., None]).sum(1)
-        exit_cum = torch.cat([self.exits.new_zeros((1, self.exits.shape[1])),
-                              self.exits.cumsum(0)])  # fmt: skip
-        exits = exit_cum[d.exits_run]
+        backbone = on(d.reached) * self.always + on(d.executed) * self.curve[units[None, :], n]
+        gates = on(d.reached) * self.layer_gate + on(d.channel_gate_ran) * self.channel_gate
+        return backbone, gates
+
+    def _exit_cum(self) -> Tensor:
+        """(E + 1, M): the cost of running the first j exit branches."""
+        return torch.cat([self.exits.new_zeros((1, self.exits.shape[1])), self.exits.cumsum(0)])
+
+    def per_input(self, d: Decisions) -> tuple[Tensor, Tensor]:
+        """(total, overhead) costs (B, M) of what each input ran; overhead = gates + exits."""
+        backbone, gates = self._unit_parts(d)
+        exits = self._exit_cum()[d.exits_run]
         head = (d.exit_index == self.exits.shape[0]).to(torch.float64)[:, None] * self.head
-        total = self.stem + weigh(d.reached, self.always) + body + head + gates + exits
-        return total, gates + exits
+        overhead = gates.sum(1) + exits
+        return self.stem + backbone.sum(1) + head + overhead, overhead
+
+    def output_costs(self, d: Decisions) -> Tensor:
+        """(B, E + 1, M): what each input would have cost had it stopped at output j, every
+        exit before it computed (E = the final classifier, after every exit), for decisions
+        that ran every unit the input reached (e.g. under an infinite budget)."""
+        backbone, gates = self._unit_parts(d)
+        cum = (backbone + gates).cumsum(1)
+        exit_cum = self._exit_cum()
+        at_exits = cum[:, list(self.structure.exit_after)] + exit_cum[1:]
+        final = cum[:, -1] + exit_cum[-1] + self.head
+        return self.stem + torch.cat([at_exits, final[:, None]], 1)
 
     def expected(self, probs: GateProbs, metric: str) -> Tensor:
-        """(B,) expected cost under soft gate probabilities, differentiable in them.
+        """(B,) expected cost when every gate decides at random with its probability,
+        independently: the smooth surrogate whose gradient trains the gates.
 
-        A unit costs its gates and shortcut, plus with probability p_layer its channel gate
-        (coarse to fine) and its convs at the expected number of active channels, linearly
-        interpolated between the table's channel counts. Exits are all counted (training runs
-        them all).
+        A unit costs its layer gate and shortcut, plus with probability p_layer (coarse to
+        fine) its channel gate and E[c(N)], the cost curve at a Poisson-binomial count of its
+        active channels (`expected_cost`). Every exit is counted (training runs them all). At
+        saturated gates this is the hard decisions' cost.
         """
         col = self.index(metric)
-        p_layer = probs.layer
-        n = torch.stack([c.sum(1) for c in probs.channels], 1).to(torch.float64)  # (B, U)
-        k = self.widths.to(n.device)
-        lo = torch.minimum(n.detach().floor().long(), k - 1).clamp(min=0)
-        curve = self.curve[..., col]
-        units = torch.arange(n.shape[1], device=n.device)[None, :]
-        low, high = curve[units, lo], curve[units, lo + 1]
-        body = low + (n - lo) * (high - low)
-        p = p_layer.to(torch.float64)
+        body = torch.cat([expected_cost(torch.stack([probs.channels[u] for u in units], 1),
+                                        self.curve[units, :width + 1, col])
+                          for width, units in self.width_groups], 1)  # fmt: skip
+        body = body[:, self.group_order].to(torch.float64)
+        p = probs.layer.to(torch.float64)
         unit_cost = self.always[:, col] + self.layer_gate[:, col] + p * (
             self.channel_gate[:, col] + body)
         fixed = self.stem[col] + self.head[col] + self.exits[:, col].sum()
@@ -127,9 +148,8 @@ class CostModel(nn.Module):
         """(E+1, M): worst-case cost from exit j-1 up to and including output j (E = final)."""
         structure = self.structure
         bounds = [-1, *structure.exit_after, len(structure.units) - 1]
-        units = torch.arange(len(self.widths))
-        per_unit = (self.always + self.layer_gate + self.channel_gate
-                    + self.curve[units, self.widths])  # fmt: skip
+        # The costliest channel count, not necessarily the full one: a curve may have cliffs.
+        per_unit = self.always + self.layer_gate + self.channel_gate + self.curve.amax(1)
         out = []
         for j in range(len(bounds) - 1):
             seg = per_unit[bounds[j] + 1: bounds[j + 1] + 1].sum(0)

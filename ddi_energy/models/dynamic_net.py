@@ -2,8 +2,9 @@
 
 A subclass provides `stem`, `head`, its units (`GatedUnit`s) and `always_layers`; it calls
 `setup_gates` and `setup_exits` in its constructor. Training mode runs every unit on every input
-and multiplies by straight-through gates; `eval()` runs only what the gates chose (see
-`GatedUnit.eval_step`) and, with a budget, halts inputs at exits.
+and multiplies by straight-through gates (and runs every exit); `eval()` runs only what the
+gates chose (see `GatedUnit.eval_step`) and computes exits only under a budget, which halts
+inputs at them.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ class DynamicNet(nn.Module):
                            if self.layer_gated else None)  # fmt: skip
         self.channel_gate = (RecurrentGate(unit_in, widths, GATE_INIT_BIAS)
                              if self.channel_kind == "rnn" else None)  # fmt: skip
-        self.budget = None  # a ddi_energy.costs.Budget halts inputs at exits in eval mode
+        self.budget = None  # a ddi_energy.costs.Budget: eval runs exits, halts inputs at them
         self.force_on = False  # training forward with every gate on and no gate computed
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
@@ -225,21 +226,20 @@ class DynamicNet(nn.Module):
             d.executed[alive[run], u] = True
             d.channels[u][alive[run]] = True if mask is None else mask
             x = unit.eval_step(x, states, run, mask)
-            if u in self.exit_after:
+            if u in self.exit_after and self.budget is not None:  # no budget: exits idle
                 j = self.exit_after.index(u)
                 out_j = self.exits[j](x)
                 exit_logits[j][alive] = out_j
                 d.exits_run[alive] += 1
-                if self.budget is not None:
-                    halt = self.budget.halt(d, alive, next_exit=j + 1)
-                    if bool(halt.any()):
-                        logits[alive[halt]] = out_j[halt]
-                        d.exit_index[alive[halt]] = j
-                        keep = ~halt
-                        alive, x = alive[keep], x[keep]
-                        states = {k: _subset(v, keep) for k, v in states.items()}
-                        if alive.numel() == 0:
-                            return DDIOutput(logits, d, exit_logits)
+                halt = self.budget.halt(d, alive, next_exit=j + 1)
+                if bool(halt.any()):
+                    logits[alive[halt]] = out_j[halt]
+                    d.exit_index[alive[halt]] = j
+                    keep = ~halt
+                    alive, x = alive[keep], x[keep]
+                    states = {k: _subset(v, keep) for k, v in states.items()}
+                    if alive.numel() == 0:
+                        return DDIOutput(logits, d, exit_logits)
         logits[alive] = self.head(x)
         d.exit_index[alive] = len(self.exits)
         return DDIOutput(logits, d, exit_logits)

@@ -301,9 +301,12 @@ def skip_ratios(per_unit: pd.DataFrame, name: str, report: dict[str, Any] | None
 @styled
 def budgets(frame: pd.DataFrame, name: str, report: dict[str, Any] | None = None) -> Figure:
     """Table II: accuracy under hard budgets (top) and the mean cost actually used (bottom),
-    per budget mode, against the budget as a % of the plain network's cost."""
+    per budget mode, against the budget as a % of the plain network's cost. Infeasible budgets
+    (below the worst case up to the first exit) have no accuracy and are not drawn."""
     fig = new_figure(4.2)
     acc_ax, cost_ax = fig.subplots(2, 1, sharex=True)
+    if "feasible" in frame:
+        frame = frame[frame["feasible"].astype(bool)]
     for mode, rows in frame.groupby("mode", sort=False):
         label, marker, color, line = MODE_STYLE.get(str(mode), (f"{mode} budget", "D", None, "-"))
         rows = rows.sort_values("budget_fraction")

@@ -10,7 +10,7 @@ from ddi_energy.training.evaluate import Report
 def _table(frame: pd.DataFrame) -> str:
     with pd.option_context("display.width", 200, "display.max_columns", 30,
                            "display.float_format", "{:.4g}".format):  # fmt: skip
-        return frame.to_string(index=False)
+        return frame.to_string(index=False, na_rep="-")
 
 
 def print_report(report: Report) -> str:
@@ -44,6 +44,15 @@ def print_report(report: Report) -> str:
     if "per_difficulty" in report.frames:
         lines += ["", "per difficulty level:", _table(report.frames["per_difficulty"])]
     if "budgets" in report.frames:
-        lines += ["", "accuracy under hard budgets (fraction of the plain network's cost):",
-                  _table(report.frames["budgets"])]
+        lines += ["", "accuracy under hard budgets (fraction of the plain network's cost; "
+                  "oracle: each input at the deepest output that fits):",
+                  _table(_budget_rows(report.frames["budgets"]))]
     return "\n".join(lines)
+
+
+def _budget_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Budgets with infeasible rows saying so instead of showing an accuracy."""
+    shown = frame.drop(columns="feasible")
+    shown["accuracy"] = [f"{a:.4g}" if ok else "infeasible"
+                         for a, ok in zip(frame["accuracy"], frame["feasible"], strict=True)]
+    return shown

@@ -18,11 +18,29 @@ from ddi_energy.training.data import DATASETS
 STAGES = ("pretrain", "gates", "joint", "ddi")
 LR_SCHEDULES = ("cosine", "constant")
 
+# The paper's α = 2e-4 (CIFAR) weighs E in MFLOPs (our reading: the one unit in which α·E is of
+# the order of the cross-entropy). Here E is a fraction of the plain backbone's cost, so the
+# same pull on the gates of the paper's ResNet-74 (336.4 MFLOPs) is α = 2e-4 × 336.4.
+PAPER_ALPHA = round(2e-4 * 336.4, 4)
+
+# Named schedules under the config file and the options. `quick` is the defaults: a few CPU
+# minutes. `paper-cifar` is the paper's Sec. IV-A schedule: 2,000 gate steps (IADI step 1, as
+# in the authors' DFS/E2-Train code) + 50,000 joint steps + 50,000 DDI steps at batch 128, from a
+# pre-trained backbone (`--init RUN` or `--pretrain-steps N`).
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {},
+    "paper-cifar": {"batch": 128, "pretrain_steps": 0, "gate_steps": 2000, "steps": 50000,
+                    "ddi_steps": 50000, "alpha": PAPER_ALPHA, "checkpoint_every": 1000,
+                    "log_every": 50},
+}
+
 
 @dataclass
 class TrainConfig:
-    """Every knob of a run; defaults are the paper's CIFAR settings (Sec. IV-A)."""
+    """Every knob of a run. The defaults (preset `quick`) train in a few CPU minutes; the
+    paper's CIFAR settings (Sec. IV-A) are preset `paper-cifar`."""
 
+    preset: str = "quick"  # a named schedule under the other values (PRESETS)
     arch: str = "resnet20"
     gating: str = "mgl2s"
     data: str = "synthetic"
@@ -32,20 +50,20 @@ class TrainConfig:
     cost_table: str | None = None  # or a cost table (name or path)
     counts: str = "scalesim"  # count model of a table profiled from hw: scalesim | physical
     target_skip: float = 0.5  # fraction of the backbone's cost, in the loss's metric, to skip
-    alpha: float = 2e-4
+    alpha: float = 1.5  # weight of E, a fraction of the plain backbone's cost
     lr: float = 0.05
     lr_schedule: str = "cosine"  # cosine (to 0 over each stage) | constant
     momentum: float = 0.9
     weight_decay: float = 1e-4
-    batch: int = 128
-    pretrain_steps: int = 0
-    gate_steps: int = 2000
-    steps: int = 50000  # IADI step 2
-    ddi_steps: int = 50000  # DDI stage with exits; 0: no exits
+    batch: int = 64
+    pretrain_steps: int = 300
+    gate_steps: int = 25  # IADI step 1; none under gating = none
+    steps: int = 300  # IADI step 2
+    ddi_steps: int = 0  # DDI stage with exits; 0: no exits
     epochs: float = 0  # if > 0: IADI step 2 and the DDI stage (if on) take this many epochs
-    checkpoint_every: int = 1000
+    checkpoint_every: int = 100
     bn_batches: int = 32  # precise BN at the end: batches to recompute BN statistics; 0: off
-    log_every: int = 50
+    log_every: int = 25
     seed: int = 0
     device: str = "cpu"
     out: str = "runs/run"
@@ -57,6 +75,8 @@ class TrainConfig:
         def bad(key: str, allowed: str) -> DDIError:
             return DDIError(f"{key} = {getattr(self, key)!r}: {allowed}")
 
+        if self.preset not in PRESETS:
+            raise bad("preset", f"allowed: {', '.join(PRESETS)}")
         if self.arch not in list_models():
             raise bad("arch", f"allowed: {', '.join(list_models())}")
         if self.gating not in GATINGS:
@@ -99,7 +119,8 @@ class TrainConfig:
     @property
     def stages(self) -> list[tuple[str, int, int]]:
         """(stage, first step, end step) of every stage with steps, in order."""
-        counts = (self.pretrain_steps, self.gate_steps, self.steps, self.ddi_steps)
+        gate_steps = self.gate_steps if self.gating != "none" else 0  # no gates to train
+        counts = (self.pretrain_steps, gate_steps, self.steps, self.ddi_steps)
         out, begin = [], 0
         for stage, n in zip(STAGES, counts, strict=True):
             if n:
@@ -109,16 +130,20 @@ class TrainConfig:
 
     @property
     def total_steps(self) -> int:
-        return self.pretrain_steps + self.gate_steps + self.steps + self.ddi_steps
+        return sum(end - begin for _, begin, end in self.stages)
 
 
 def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConfig:
-    """A YAML run config (keys = `TrainConfig` fields) with explicit overrides on top."""
+    """A YAML run config (keys = `TrainConfig` fields) with explicit overrides on top, both on
+    top of the preset they name (`quick` by default)."""
     allowed = {f.name for f in fields(TrainConfig)}
     data = load_mapping(path, "run config", allowed)
     data.update({k: v for k, v in overrides.items() if v is not None})
     check_keys(data, allowed, str(path or "run config"))
-    cfg = TrainConfig(**data)
+    preset = data.get("preset", TrainConfig.preset)
+    if preset not in PRESETS:
+        raise DDIError(f"{path or 'config'}: preset = {preset!r}: allowed: {', '.join(PRESETS)}")
+    cfg = TrainConfig(**{**PRESETS[preset], **data})
     for f in fields(TrainConfig):  # types at the edge: YAML gives strings for typos like 1e-4x
         value, default = getattr(cfg, f.name), getattr(TrainConfig, f.name)
         if isinstance(default, (int, float)) and not isinstance(default, bool):

@@ -3,12 +3,13 @@ plain network, energy by memory level, skip ratios per unit, cost per class and 
 level, and accuracy under hard budgets for exit models (the paper's Tables I and II).
 
 Savings are against the plain backbone (no gates, no exits) and include the gates' and exits'
-own costs: what runs is what is counted.
+own costs: what runs is what is counted. Without a budget exits neither run nor are charged.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from ddi_energy.costs.budget import set_budget
+from ddi_energy.costs.budget import min_budget, set_budget
 from ddi_energy.costs.cost_model import MODES, CostModel, cost_model, sample_costs
 from ddi_energy.errors import DDIError
 from ddi_energy.files import atomic_write_all
@@ -71,16 +72,20 @@ def eval_table(cfg: TrainConfig, hw: str | None, cost_table: str | None) -> pd.D
 
 @torch.no_grad()
 def predict(model: torch.nn.Module, ds, device: torch.device, batch: int = 256
-            ) -> tuple[torch.Tensor, Decisions]:  # fmt: skip
-    """Predicted classes and hard decisions of every input (eval mode: real skipping)."""
+            ) -> tuple[torch.Tensor, Decisions, torch.Tensor]:  # fmt: skip
+    """Predicted classes, hard decisions and per-exit predictions ((N, E), -1 where the exit
+    did not run) of every input (eval mode: real skipping)."""
     model.eval()
-    preds, decisions = [], []
+    preds, decisions, exits = [], [], []
     for start in range(0, len(ds), batch):
         x = to_input(ds.images[start:start + batch], ds, None).to(device)
         out = model(x)
         preds.append(out.logits.argmax(1).cpu())
         decisions.append(_to_cpu(out.decisions))
-    return torch.cat(preds), Decisions.cat(decisions)
+        exits.append(torch.stack([torch.where(logits.isnan().any(1), -1, logits.argmax(1)).cpu()
+                                  for logits in out.exit_logits], 1) if out.exit_logits
+                     else torch.zeros((len(x), 0), dtype=torch.long))  # fmt: skip
+    return torch.cat(preds), Decisions.cat(decisions), torch.cat(exits)
 
 
 def _to_cpu(d: Decisions) -> Decisions:
@@ -115,25 +120,47 @@ def grouped(samples: pd.DataFrame, by: str, plain: dict[str, float]) -> pd.DataF
     return frame.reset_index()
 
 
+BUDGET_COLUMNS = ("mode", "budget_fraction", "budget", "feasible", "accuracy", "oracle_accuracy",
+                  "mean_cost_fraction", "max_cost_fraction", "mean_exit", "final_output_share")
+
+
 def budget_sweep(model: torch.nn.Module, ds, device: torch.device, table: pd.DataFrame,
                  labels: torch.Tensor, plain: dict[str, float],
                  fractions: tuple[float, ...]) -> pd.DataFrame:  # fmt: skip
-    """Accuracy and cost under hard budgets (fractions of the plain network's FLOPs/energy)."""
+    """Accuracy and cost under hard budgets (fractions of the plain network's FLOPs/energy).
+
+    A budget below `min_budget` is infeasible: its row has `feasible` False and no accuracy or
+    cost. `oracle_accuracy` lets every input take the deepest output whose real cost fits the
+    budget, known only after running it through every exit: an upper bound for any halting
+    rule on these gates and exits; its gap to `accuracy` is what the look-ahead's caution costs.
+    """
+    costs = cost_model(model, table).cpu()
+    set_budget(model, math.inf, "flops", table)  # every exit runs, no input halts
+    final, anytime, exit_preds = predict(model, ds, device)
+    reach = costs.output_costs(anytime)  # (N, E + 1, M): cost of stopping at each output
+    correct = torch.cat([exit_preds, final[:, None]], 1) == labels[:, None]
     rows = []
     for mode, column in (("flops", "flops"), ("energy", "energy_pj")):
+        col, minimum = costs.index(column), min_budget(costs, column)
         for fraction in fractions:
             limit = fraction * plain[column]
-            set_budget(model, limit, mode, table)
-            preds, d = predict(model, ds, device)
-            costs = sample_costs(model, d, table)
-            rows.append({"mode": mode, "budget_fraction": fraction, "budget": limit,
-                         "accuracy": float((preds == labels).double().mean()),
-                         "mean_cost_fraction": costs[column].mean() / plain[column],
-                         "max_cost_fraction": costs[column].max() / plain[column],
-                         "mean_exit": costs["exit"].mean(),
-                         "final_output_share": float((costs["exit"] == len(model.exits)).mean())})
+            row = {"mode": mode, "budget_fraction": fraction, "budget": limit,
+                   "feasible": limit >= minimum}  # fmt: skip
+            if row["feasible"]:
+                set_budget(model, limit, mode, table)
+                preds, d, _ = predict(model, ds, device)
+                spent = sample_costs(model, d, table)
+                deepest = (reach[..., col] <= limit).sum(1) - 1
+                oracle = correct[torch.arange(len(correct)), deepest]
+                row |= {"accuracy": float((preds == labels).double().mean()),
+                        "oracle_accuracy": float(oracle.double().mean()),
+                        "mean_cost_fraction": spent[column].mean() / plain[column],
+                        "max_cost_fraction": spent[column].max() / plain[column],
+                        "mean_exit": spent["exit"].mean(),
+                        "final_output_share": float((spent["exit"] == len(model.exits)).mean())}
+            rows.append(row)
     set_budget(model, None)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=list(BUDGET_COLUMNS))
 
 
 def evaluate(cfg: TrainConfig, state: dict[str, Any], *, hw: str | None = None,
@@ -145,7 +172,7 @@ def evaluate(cfg: TrainConfig, state: dict[str, Any], *, hw: str | None = None,
     dev = torch.device(device)
     model = build_model(cfg, ds.num_classes, dev)
     model.load_state_dict(state["model"])
-    preds, d = predict(model, ds, dev)
+    preds, d, _ = predict(model, ds, dev)  # no budget: exits neither run nor charged
     samples = sample_costs(model, d, table)
     samples["label"] = ds.labels.numpy()
     samples["correct"] = (preds == ds.labels).numpy()
@@ -185,6 +212,9 @@ def evaluate(cfg: TrainConfig, state: dict[str, Any], *, hw: str | None = None,
     if len(getattr(model, "exits", [])):
         frames["budgets"] = budget_sweep(model, ds, dev, table, ds.labels, plain, budgets)
         summary["budgets"] = frames["budgets"].to_dict(orient="records")
+        summary["min_budget_fraction"] = {
+            mode: min_budget(costs, column) / plain[column]
+            for mode, column in (("flops", "flops"), ("energy", "energy_pj"))}
     return Report(summary, frames)
 
 

@@ -1,6 +1,8 @@
 """Train DDI the paper's way (Sec. IV-A): optional backbone pre-training, IADI step 1 (backbone
 frozen, gates trained toward zero skipping), IADI step 2 (joint, CE + α·E with α's sign flipped
-per batch to hold the target), then the DDI stage (exits added, L_o + Σ L_i).
+per batch to hold the target), then the DDI stage (exits added, L_o + Σ L_i). E is
+`ResourceLoss`: a fraction of the plain backbone's cost. Under `gating = none` there are no
+gates: IADI step 1 is skipped and the other stages train on CE alone (a plain baseline).
 
 Everything a step does is a pure function of (config, step): the batch (`batch_indices`) and its
 augmentation (a generator seeded by the step), so a run resumed from a checkpoint takes exactly
@@ -24,7 +26,7 @@ import yaml
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from ddi_energy.costs.cost_model import CostModel, cost_model
+from ddi_energy.costs.cost_model import CostModel
 from ddi_energy.costs.resource_loss import ResourceLoss
 from ddi_energy.errors import DDIError
 from ddi_energy.files import atomic_write
@@ -38,10 +40,6 @@ from ddi_energy.training.data import Dataset, batch_indices, load_dataset, to_in
 from ddi_energy.training.distributed import dist_info, mean_across
 from ddi_energy.training.metrics_log import MetricsLog, truncate_metrics
 from ddi_energy.training.precise_bn import precise_bn
-
-# E enters the loss in these units, so that the paper's α = 2e-4 weighs it as in the paper's
-# FLOPs-based runs (a CIFAR ResNet-74 is 336 MFLOPs, 513 µJ on Eyeriss, 1615 kcycles).
-LOSS_UNITS = {"flops": 1e6, "energy_pj": 1e6, "cycles": 1e3}
 
 
 def run_cost_table(cfg: TrainConfig) -> pd.DataFrame | None:
@@ -135,10 +133,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(run_dir / "config.yaml", yaml.safe_dump(asdict(cfg), sort_keys=False))
         (run_dir / "metrics.csv").unlink(missing_ok=True)
-    costs = cost_model(model, table)
-    resource = ResourceLoss(model, table, mode=cfg.loss, normalize=False)
-    col = costs.index(resource.metric)
-    unit = LOSS_UNITS[resource.metric]
+    resource = ResourceLoss(model, table, mode=cfg.loss)
+    costs, col = resource.costs, resource.col
     if table is not None and rank == 0:
         atomic_write(run_dir / "cost_table.json", json.dumps(table.attrs.get("meta", {}),
                                                              indent=2, default=str))
@@ -178,7 +174,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
         if stage != "pretrain" and model.gating != "none":
             target = 0.0 if stage == "gates" else cfg.target_skip
             sign = 1.0 if float(skip) < target else -1.0
-        energy = resource(out) / unit
+        energy = resource(out)  # a fraction of the plain backbone's cost
         loss = ce + sign * cfg.alpha * energy
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
