@@ -44,13 +44,14 @@ class Budget:
 
 
 def set_budget(model: nn.Module, limit: float | None, mode: str = "flops",
-               table: pd.DataFrame | None = None) -> None:  # fmt: skip
+               table: pd.DataFrame | None = None, costs: CostModel | None = None) -> None:
     """Make `model`'s eval forward run its exits and halt every input at them under `limit`
     (None: no budget, exits neither run nor charged; infinity: every exit runs, none halts).
-    Raises DDIError for an infeasible limit (below `min_budget`)."""
+    `costs`: the model's `CostModel` for `table` if already built (a sweep of budgets prices
+    the network once). Raises DDIError for an infeasible limit (below `min_budget`)."""
     if limit is None:
         model.budget = None
         return
     if not getattr(model, "exits", None):
         raise DDIError("a budget needs exits: build the model with get_model(..., exits=True)")
-    model.budget = Budget(cost_model(model, table), limit, mode_metric(mode))
+    model.budget = Budget(costs or cost_model(model, table), limit, mode_metric(mode))

@@ -101,6 +101,18 @@ class CostModel(nn.Module):
         overhead = gates.sum(1) + exits
         return self.stem + backbone.sum(1) + head + overhead, overhead
 
+    def frame(self, d: Decisions) -> pd.DataFrame:
+        """`sample_costs` of decisions `d`, priced by this model (no re-pricing)."""
+        total, overhead = self.per_input(d)
+        frame = pd.DataFrame(total.cpu().numpy(), columns=list(self.metrics))
+        for metric in ("flops", "energy_pj", "cycles"):
+            if metric in self.metrics:
+                frame[f"overhead_{metric}"] = overhead[:, self.index(metric)].cpu().numpy()
+        frame["exit"] = d.exit_index.cpu().numpy()
+        frame["units_executed"] = d.executed.sum(1).cpu().numpy()
+        frame["channel_skip_ratio"] = d.skip_ratio().cpu().numpy()
+        return frame
+
     def output_costs(self, d: Decisions) -> Tensor:
         """(B, E + 1, M): what each input would have cost had it stopped at output j, every
         exit before it computed (E = the final classifier, after every exit), for decisions
@@ -174,16 +186,7 @@ def sample_costs(model: nn.Module, decisions: Decisions,
     of exits = the final classifier); `units_executed` and `channel_skip_ratio` describe the
     decisions.
     """
-    costs = cost_model(model, table)
-    total, overhead = costs.per_input(decisions)
-    frame = pd.DataFrame(total.cpu().numpy(), columns=list(costs.metrics))
-    for metric in ("flops", "energy_pj", "cycles"):
-        if metric in costs.metrics:
-            frame[f"overhead_{metric}"] = overhead[:, costs.index(metric)].cpu().numpy()
-    frame["exit"] = decisions.exit_index.cpu().numpy()
-    frame["units_executed"] = decisions.executed.sum(1).cpu().numpy()
-    frame["channel_skip_ratio"] = decisions.skip_ratio().cpu().numpy()
-    return frame
+    return cost_model(model, table).frame(decisions)
 
 
 def mode_metric(mode: str) -> str:

@@ -8,6 +8,7 @@ own costs: what runs is what is counted. Without a budget exits neither run nor 
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ import pandas as pd
 import torch
 
 from ddi_energy.costs.budget import min_budget, set_budget
-from ddi_energy.costs.cost_model import MODES, CostModel, cost_model, sample_costs
+from ddi_energy.costs.cost_model import MODES, CostModel, cost_model
 from ddi_energy.errors import DDIError
 from ddi_energy.files import atomic_write_all
 from ddi_energy.hardware.energy import ENERGY_COLUMNS
@@ -124,18 +125,19 @@ BUDGET_COLUMNS = ("mode", "budget_fraction", "budget", "feasible", "accuracy", "
                   "mean_cost_fraction", "max_cost_fraction", "mean_exit", "final_output_share")
 
 
-def budget_sweep(model: torch.nn.Module, ds, device: torch.device, table: pd.DataFrame,
+def budget_sweep(model: torch.nn.Module, ds, device: torch.device, costs: CostModel,
                  labels: torch.Tensor, plain: dict[str, float],
                  fractions: tuple[float, ...]) -> pd.DataFrame:  # fmt: skip
     """Accuracy and cost under hard budgets (fractions of the plain network's FLOPs/energy).
 
     A budget below `min_budget` is infeasible: its row has `feasible` False and no accuracy or
     cost. `oracle_accuracy` lets every input take the deepest output whose real cost fits the
-    budget, known only after running it through every exit: an upper bound for any halting
-    rule on these gates and exits; its gap to `accuracy` is what the look-ahead's caution costs.
+    budget, known only after running it through every exit: where the look-ahead would halt if
+    it knew each input's real cost (it never halts deeper). The gap to `accuracy` is what the
+    look-ahead's caution costs.
     """
-    costs = cost_model(model, table).cpu()
-    set_budget(model, math.inf, "flops", table)  # every exit runs, no input halts
+    on_device = copy.deepcopy(costs).to(device)  # for the forward; `costs` stays on the CPU
+    set_budget(model, math.inf, costs=on_device)  # every exit runs, no input halts
     final, anytime, exit_preds = predict(model, ds, device)
     reach = costs.output_costs(anytime)  # (N, E + 1, M): cost of stopping at each output
     correct = torch.cat([exit_preds, final[:, None]], 1) == labels[:, None]
@@ -147,9 +149,9 @@ def budget_sweep(model: torch.nn.Module, ds, device: torch.device, table: pd.Dat
             row = {"mode": mode, "budget_fraction": fraction, "budget": limit,
                    "feasible": limit >= minimum}  # fmt: skip
             if row["feasible"]:
-                set_budget(model, limit, mode, table)
+                set_budget(model, limit, mode, costs=on_device)
                 preds, d, _ = predict(model, ds, device)
-                spent = sample_costs(model, d, table)
+                spent = costs.frame(d)
                 deepest = (reach[..., col] <= limit).sum(1) - 1
                 oracle = correct[torch.arange(len(correct)), deepest]
                 row |= {"accuracy": float((preds == labels).double().mean()),
@@ -172,13 +174,13 @@ def evaluate(cfg: TrainConfig, state: dict[str, Any], *, hw: str | None = None,
     dev = torch.device(device)
     model = build_model(cfg, ds.num_classes, dev)
     model.load_state_dict(state["model"])
+    costs = cost_model(model, table).cpu()
     preds, d, _ = predict(model, ds, dev)  # no budget: exits neither run nor charged
-    samples = sample_costs(model, d, table)
+    samples = costs.frame(d)
     samples["label"] = ds.labels.numpy()
     samples["correct"] = (preds == ds.labels).numpy()
     if ds.difficulty is not None:
         samples["difficulty"] = ds.difficulty.numpy()
-    costs = cost_model(model, table).cpu()
     full = costs.backbone_full()
     plain = {m: float(full[i]) for i, m in enumerate(costs.metrics)}
     col = costs.index(MODES[cfg.loss])
@@ -210,7 +212,7 @@ def evaluate(cfg: TrainConfig, state: dict[str, Any], *, hw: str | None = None,
         summary["per_difficulty"] = frames["per_difficulty"].to_dict(orient="records")
     summary["budgets"] = []
     if len(getattr(model, "exits", [])):
-        frames["budgets"] = budget_sweep(model, ds, dev, table, ds.labels, plain, budgets)
+        frames["budgets"] = budget_sweep(model, ds, dev, costs, ds.labels, plain, budgets)
         summary["budgets"] = frames["budgets"].to_dict(orient="records")
         summary["min_budget_fraction"] = {
             mode: min_budget(costs, column) / plain[column]
