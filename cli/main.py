@@ -448,7 +448,8 @@ def _split(text: str | None, kind: type, option: str) -> list | None:
 @click.option("--steps", type=int, default=None, help="IADI step-2 steps per run [default: 300].")
 @click.option("--counts", type=COUNTS_CHOICE, default=None,
               help="Count model of the tables profiled from --hw [default: scalesim].")
-@click.option("--alpha", type=float, default=None, help="Resource loss weight [default: 0.05].")
+@click.option("--alpha", type=float, default=None,
+              help="Weight of E, a fraction of the plain backbone's cost [default: 1.5].")
 @click.option("--device", default=None, help="cpu, cuda, ... [default: cpu].")
 def study(config_path: Path | None, out: str | None, hw: str | None, losses: str | None,
           targets: str | None, pretrain_steps: int | None, **train: object) -> None:

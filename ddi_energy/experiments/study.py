@@ -36,12 +36,9 @@ from ddi_energy.training.config import TrainConfig, load_config
 from ddi_energy.training.evaluate import evaluate, load_run
 from ddi_energy.training.loop import train
 
-# Short-run defaults: the study's 7 trainings take a few minutes on 2 CPU cores (resnet8,
-# synthetic data). α is the TrainConfig default (E normalized by the plain backbone's cost).
-STUDY_TRAIN_DEFAULTS: dict[str, Any] = {
-    "arch": "resnet8", "gating": "mgl2s", "data": "synthetic", "batch": 64, "gate_steps": 25,
-    "steps": 300, "ddi_steps": 0, "checkpoint_every": 100, "log_every": 25,
-}  # fmt: skip
+# Short-run defaults: resnet8 on the `quick` preset's schedule and α (TrainConfig's defaults),
+# so the study's 7 trainings take a few minutes on 2 CPU cores (synthetic data).
+STUDY_TRAIN_DEFAULTS: dict[str, Any] = {"arch": "resnet8"}
 # Keys the study sets per run; a study config may not fix them.
 PER_RUN_KEYS = ("loss", "target_skip", "out", "init", "hw", "cost_table", "pretrain_steps")
 
