@@ -143,20 +143,26 @@ def test_resource_loss_gradients_reach_every_gate(gating: str, mode: str):
     assert (after < before).all()
 
 
-def test_resource_loss_value_is_the_hard_cost_and_gradient_the_surrogate():
+@pytest.mark.parametrize("arch,table_name", [("resnet14", "resnet14_edge_npu"),
+                                              ("resnet8", "resnet8_eyeriss_physical")])
+def test_resource_loss_value_is_the_hard_cost_and_gradient_the_surrogate(arch: str,
+                                                                         table_name: str):
     """Saturated gates: loss = sample_costs / plain. Any gates: the value is still the hard
-    decisions' cost, and the gradient is exactly that of the expected cost."""
-    table = ddi_energy.load_cost_table("resnet14_edge_npu")
+    decisions' cost, and the gradient is exactly that of the expected cost. Under either count
+    model (SCALE-Sim's, physical)."""
+    table = ddi_energy.load_cost_table(table_name)
     totals = network_totals(table)
     plain = {"flops": 2 * totals["macs"], "energy_pj": totals["energy_pj"],
              "cycles": totals["cycles"]}  # fmt: skip
+    loss_fns = {mode: ddi_energy.ResourceLoss(ddi_energy.get_model(arch, gating="mgl2s",
+                                                                   exits=True), table, mode=mode)
+                for mode in ("flops", "energy", "latency")}  # fmt: skip
     for bias in (1000.0, 0.0):
         torch.manual_seed(0)
-        model = set_bias(ddi_energy.get_model("resnet14", gating="mgl2s", exits=True),
-                         bias).train()  # fmt: skip
+        model = set_bias(ddi_energy.get_model(arch, gating="mgl2s", exits=True), bias).train()
         out = model(torch.randn(4, 3, 32, 32))
         for mode, column in (("flops", "flops"), ("energy", "energy_pj"), ("latency", "cycles")):
-            loss_fn = ddi_energy.ResourceLoss(model, table, mode=mode)
+            loss_fn = loss_fns[mode]
             loss = loss_fn(out)
             hard = sample_costs(model, out.decisions, table)[column]
             assert loss_fn.scale == pytest.approx(plain[column], rel=1e-12)
@@ -255,13 +261,16 @@ def test_expected_cost_against_enumeration():
     assert count_pmf(p).sum(-1).flatten().tolist() == pytest.approx([1.0] * 3)
 
 
-def test_surrogate_follows_the_staircase():
+@pytest.mark.parametrize("table_name,energy_ratio", [("resnet20_eyeriss", 0.90),
+                                                     ("resnet20_eyeriss_physical", 0.895)])
+def test_surrogate_follows_the_staircase(table_name: str, energy_ratio: float):
     """resnet20 stage3.1 on Eyeriss, every channel at p = 0.2: the expected cost is 0.90×
-    (energy) and 1.13× (cycles) the curve interpolated at Σp = 12.8 channels."""
-    table = ddi_energy.load_cost_table("resnet20_eyeriss")
+    (energy; 0.895× under physical counts) and 1.13× (cycles) the curve interpolated at
+    Σp = 12.8 channels."""
+    table = ddi_energy.load_cost_table(table_name)
     costs = cost_model(ddi_energy.get_model("resnet20", gating="channel-cnn"), table)
     u = [unit.name for unit in costs.structure.units].index("stage3.1")
-    for column, ratio in (("energy_pj", 0.90), ("cycles", 1.13)):
+    for column, ratio in (("energy_pj", energy_ratio), ("cycles", 1.134)):
         curve = costs.curve[u:u + 1, :65, costs.index(column)]
         p = torch.full((1, 1, 64), 0.2, dtype=torch.float64)
         interpolated = curve[0, 12] + 0.8 * (curve[0, 13] - curve[0, 12])
@@ -295,11 +304,16 @@ def test_foreign_or_incomplete_tables_are_refused(tmp_path):
     ("arch", "mode"), [("resnet20", "flops"), ("resnet20", "energy"), ("densenet100", "energy")]
 )
 def test_budget_halts_inputs_within_it(arch: str, mode: str):
+    """No input exceeds a feasible budget; each halts at an output no deeper than the deepest
+    whose real cost fits (the eval report's oracle), and costs what `output_costs` says."""
     table = ddi_energy.load_cost_table(f"{arch}_eyeriss")
     model = eval_model(arch, "mgl2s", exits=True, bias=0.5)
     column = "flops" if mode == "flops" else "energy_pj"
     x = torch.randn(6, 3, 32, 32, generator=torch.Generator().manual_seed(3))
     free = sample_costs(model, model(x).decisions, table)[column]
+    cm = cost_model(model, table)
+    set_budget(model, math.inf, costs=cm)
+    reach = cm.output_costs(model(x).decisions)[..., cm.index(column)]  # (6, 7)
     exits_used = []
     for fraction in (0.3, 0.6, 0.9):
         limit = fraction * free.max()
@@ -307,6 +321,10 @@ def test_budget_halts_inputs_within_it(arch: str, mode: str):
         out = model(x)
         costs = sample_costs(model, out.decisions, table)
         assert (costs[column] <= limit).all()
+        used = torch.tensor(costs["exit"].to_numpy())
+        assert costs[column].tolist() == pytest.approx(
+            reach[torch.arange(6), used].tolist(), rel=1e-12)
+        assert (used <= (reach <= limit).sum(1) - 1).all()
         assert not out.logits.isnan().any()
         exits_used.append(costs["exit"].to_numpy())
         with FlopCounterMode(display=False) as counter:  # batch 1: halting really stops work

@@ -48,7 +48,7 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
             patch.setattr(loop, "load_dataset", small)
             for name, changes in (("flops", {"loss": "flops"}),
                                   ("energy", {"loss": "energy", "hw": "edge_npu"}),
-                                  ("plain", {"gating": "none", "gate_steps": 0, "ddi_steps": 0})):
+                                  ("plain", {"gating": "none", "ddi_steps": 0})):
                 cfg = load_config(None, {**TINY, "out": str(root / name), **changes})
                 run_dir = train(cfg, progress=False)
                 config, state = load_run(run_dir, None)
