@@ -1,5 +1,6 @@
-"""A training run's configuration: every knob with the paper's defaults, validated at the edge
-(YAML file + command-line overrides -> `TrainConfig`)."""
+"""A training run's configuration: every knob, with defaults for a few CPU minutes and the
+paper's schedule as a named preset, validated at the edge (preset + YAML file + command-line
+overrides -> `TrainConfig`)."""
 
 from __future__ import annotations
 
