@@ -3,6 +3,7 @@ torchvision-layout weights (checked against layout-faithful reference models).""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,8 @@ FLOP_CASES = [pytest.param(*case, marks=() if case in FAST else pytest.mark.slow
 @pytest.mark.parametrize(("arch", "gating", "exits"), FLOP_CASES)
 def test_flop_counter_equals_sample_costs_at_224(arch: str, gating: str, exits: bool):
     model = eval_model(arch, gating, exits)
+    if exits:
+        set_budget(model, math.inf)  # every exit runs (without a budget none does)
     x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     with FlopCounterMode(display=False) as counter:
         out = model(x)
@@ -117,14 +120,16 @@ def test_exit_positions_and_plain_flops():
 
 @pytest.mark.parametrize("arch", ["resnet50", pytest.param("densenet201", marks=pytest.mark.slow)])
 def test_resource_loss_trains_the_gates(arch: str):
-    """Training mode (masked chains): at saturated gates the expected FLOPs are the hard cost,
+    """Training mode (masked chains): at saturated gates the resource term is the hard cost,
     whose bottleneck `conv2` counts n × n channels; at p ≈ 0.6 every gate weight gets a gradient."""
     x = torch.randn(2, 3, SMALL, SMALL, generator=torch.Generator().manual_seed(6))
     torch.manual_seed(0)
     model = set_bias(ddi_energy.get_model(arch, gating="mgl2s"), 1000.0).train()
     out = model(x)
-    loss = ddi_energy.ResourceLoss(model, mode="flops", normalize=False)(out)
-    assert loss.item() == sample_costs(model, out.decisions)["flops"][0]
+    loss_fn = ddi_energy.ResourceLoss(model, mode="flops")
+    assert loss_fn.scale == 2 * sum(la.macs for la in walk_arch(arch))  # the plain network's
+    assert loss_fn(out).item() == pytest.approx(
+        sample_costs(model, out.decisions)["flops"][0] / loss_fn.scale, rel=1e-12)
     torch.manual_seed(0)
     model = ddi_energy.get_model(arch, gating="mgl2s").train()
     with torch.no_grad():  # unsaturated gates (p 0.5-0.75 here): no gradient underflows
@@ -288,9 +293,9 @@ def test_train_starts_from_pretrained_weights(references, tmp_path: Path, capsys
     out = tmp_path / "run"
     code, stdout, err = run(["train", "--arch", "resnet50", "--gating", "layer", "--data",
                              "folder", "--data-dir", str(tmp_path / "data"), "--batch", "2",
-                             "--gate-steps", "1", "--steps", "0", "--ddi-steps", "0",
-                             "--bn-batches", "0", "--pretrained", str(weights), "--out",
-                             str(out)], capsys)  # fmt: skip
+                             "--pretrain-steps", "0", "--gate-steps", "1", "--steps", "0",
+                             "--ddi-steps", "0", "--bn-batches", "0", "--pretrained",
+                             str(weights), "--out", str(out)], capsys)  # fmt: skip
     assert code == 0, err
     state = Checkpoints.load(out / "checkpoints" / "final.pt")["model"]
     ref = references["resnet50"].state_dict()
