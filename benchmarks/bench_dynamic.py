@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -56,6 +57,7 @@ import ddi_energy
 from ddi_energy.costs.cost_model import CostModel
 from ddi_energy.costs.resource_loss import ResourceLoss
 from ddi_energy.models.dynamic import DDIOutput, GateProbs
+from ddi_energy.models.registry import model_cfg
 
 MODES = ("flops", "energy", "latency")
 GATE_SCALE = 8.0  # as tests/test_dynamic.py: decisions vary by input instead of by bias alone
@@ -168,13 +170,18 @@ def bench_resource_loss(model: nn.Module, resource: ResourceLoss, x: Tensor,
 # (c): batch-1 eval ----------------------------------------------------------------------------
 
 
-def calibrate_bn(model: nn.Module, batch: int, seed: int) -> None:
+def input_shape(arch: str) -> tuple[int, int, int]:
+    """(3, H, W) the arch takes: 32×32 for the CIFAR networks, 224×224 for the ImageNet ones."""
+    return model_cfg(arch).input_size
+
+
+def calibrate_bn(model: nn.Module, batch: int, seed: int, shape: tuple[int, int, int]) -> None:
     """BN running statistics = the exact mean/var over one train-mode pass of random inputs."""
     bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     for bn in bns:
         bn.reset_running_stats()
         bn.momentum = None  # cumulative average
-    x = torch.randn(batch, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
+    x = torch.randn(batch, *shape, generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
         model.train()(x)
     for bn in bns:
@@ -265,12 +272,13 @@ def bench_eval(rows: list[EvalRow], inputs: list[Tensor],
     return times
 
 
-def eval_rows(arch: str, table: pd.DataFrame, levels: list[float], seed: int,
-              calib_inputs: int) -> tuple[list[EvalRow], float]:  # fmt: skip
+def eval_rows(arch: str, table: pd.DataFrame | None, levels: list[float], seed: int,
+              calib_inputs: int, bn_inputs: int = 64) -> tuple[list[EvalRow], float]:  # fmt: skip
     """The models to time at batch 1, and the plain network's FLOPs per input."""
     torch.manual_seed(seed)
+    shape = input_shape(arch)
     base = ddi_energy.get_model(arch, gating="mgl2s")
-    calibrate_bn(base, 64, seed)
+    calibrate_bn(base, bn_inputs, seed, shape)
     plain = ddi_energy.get_model(arch, gating=None)
     plain.load_state_dict(base.state_dict(), strict=False)  # same backbone weights and stats
     none = ddi_energy.get_model(arch, gating="none")
@@ -278,7 +286,7 @@ def eval_rows(arch: str, table: pd.DataFrame, levels: list[float], seed: int,
     none_costs = ddi_energy.cost_model(none, table)
     plain_flops = float(none_costs.backbone_full()[none_costs.index("flops")])
     costs = ddi_energy.cost_model(base, table)
-    x = torch.randn(calib_inputs, 3, 32, 32, generator=torch.Generator().manual_seed(seed + 1))
+    x = torch.randn(calib_inputs, *shape, generator=torch.Generator().manual_seed(seed + 1))
     rows = [EvalRow(f"plain {arch} (gating=None)", plain.eval(), False),
             EvalRow('gating="none" (DynamicResNet)', none.eval(), True),
             EvalRow("mgl2s all on", gated_copy(base, None, None), True)]  # fmt: skip
@@ -290,7 +298,8 @@ def eval_rows(arch: str, table: pd.DataFrame, levels: list[float], seed: int,
     return rows, plain_flops
 
 
-def row_costs(row: EvalRow, batch: Tensor, table: pd.DataFrame) -> pd.DataFrame | None:
+def row_costs(row: EvalRow, batch: Tensor, table: pd.DataFrame | None
+              ) -> pd.DataFrame | None:  # fmt: skip
     if not row.gated:
         return None
     with torch.no_grad():  # batched eval reports batch-1 decisions and costs (tested)
@@ -359,7 +368,12 @@ def print_eval(rows: list[EvalRow], times: list[list[list[float]]],
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", default="resnet74")
-    parser.add_argument("--table", default=None, help="cost table (default <arch>_eyeriss)")
+    parser.add_argument("--table", default=None,
+                        help="cost table (default <arch>_eyeriss); none: FLOPs only")
+    parser.add_argument("--eval-only", action="store_true",
+                        help="only (c), e.g. for densenet201 / resnet50 at 224x224")
+    parser.add_argument("--bn-inputs", type=int, default=64,
+                        help="random inputs of the BN-statistics pass")
     parser.add_argument("--steps", type=int, default=5, help="timed training rounds")
     parser.add_argument("--warmup", type=int, default=1, help="untimed training rounds")
     parser.add_argument("--batch", type=int, default=128, help="training batch size")
@@ -376,29 +390,35 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    table = ddi_energy.load_cost_table(args.table or f"{args.arch}_eyeriss")
+    table_name = args.table or f"{args.arch}_eyeriss"
+    table = None if table_name == "none" else ddi_energy.load_cost_table(table_name)
     levels = [float(s) for s in args.levels.split(",") if s]
+    shape = input_shape(args.arch)
 
     gen = torch.Generator().manual_seed(args.seed)
-    x = torch.randn(args.batch, 3, 32, 32, generator=gen)
-    y = torch.randint(0, 10, (args.batch,), generator=gen)
-    variants = train_variants(args.arch, table)
-    times = bench_training(variants, x, y, args.warmup, args.steps, args.alpha)
-    mgl2s = variants[2].model
-    loss_times = {mode: bench_resource_loss(mgl2s, v.resource, x, args.loss_repeats)
-                  for mode, v in zip(MODES, variants[3:], strict=True)}  # fmt: skip
-    del variants, mgl2s
+    if not args.eval_only:
+        x = torch.randn(args.batch, *shape, generator=gen)
+        y = torch.randint(0, 10, (args.batch,), generator=gen)
+        variants = train_variants(args.arch, table)
+        times = bench_training(variants, x, y, args.warmup, args.steps, args.alpha)
+        mgl2s = variants[2].model
+        loss_times = {mode: bench_resource_loss(mgl2s, v.resource, x, args.loss_repeats)
+                      for mode, v in zip(MODES, variants[3:], strict=True)}  # fmt: skip
+        del variants, mgl2s
 
-    rows, plain_flops = eval_rows(args.arch, table, levels, args.seed, args.calib_inputs)
-    inputs = [torch.randn(1, 3, 32, 32, generator=gen) for _ in range(args.inputs)]
+    rows, plain_flops = eval_rows(args.arch, table, levels, args.seed, args.calib_inputs,
+                                  args.bn_inputs)
+    inputs = [torch.randn(1, *shape, generator=gen) for _ in range(args.inputs)]
     eval_times = bench_eval(rows, inputs, args.repeats)
     batch = torch.cat(inputs)
     costs = [row_costs(row, batch, table) for row in rows]
 
-    print(f"{args.arch}, torch {torch.__version__}, {args.threads} threads, "
-          f"table {args.table or f'{args.arch}_eyeriss'}, a = {args.alpha}\n")
-    medians, mins = print_training(times, args.arch, args.batch, args.warmup)
-    print_resource(medians, mins, loss_times, args.loss_repeats)
+    print(f"{args.arch} at {shape[1]}x{shape[2]}, torch {torch.__version__}, {args.threads} "
+          f"threads, table {table_name}, a = {args.alpha}, load average "
+          f"{os.getloadavg()[0]:.1f}\n")
+    if not args.eval_only:
+        medians, mins = print_training(times, args.arch, args.batch, args.warmup)
+        print_resource(medians, mins, loss_times, args.loss_repeats)
     print_eval(rows, eval_times, costs, plain_flops)
     print(f"\ntotal {time.perf_counter() - start:.0f} s")
 

@@ -330,8 +330,13 @@ def _train_options(func):
 
     helps = {
         "arch": "Network from the zoo.", "gating": "none | layer | channel-cnn | channel-rnn | "
-        "mgl2s.", "data": "synthetic (default, offline) | cifar10 | folder.",
-        "data_dir": "cifar-10-batches-py directory, or a class-folder root.",
+        "mgl2s.", "data": "synthetic (default, offline) | cifar10 | folder (in memory) | "
+        "imagenet (streamed, ImageNet augmentation).",
+        "data_dir": "cifar-10-batches-py directory, or a class-folder root "
+        "(DIR/train/<class>/*, DIR/val/<class>/*).",
+        "workers": "Processes decoding and augmenting images for --data imagenet (0: none).",
+        "amp": "Mixed precision: autocast to bfloat16 on CPU, float16 with a grad scaler on "
+        "CUDA.",
         "loss": "Resource loss: flops | energy | latency (energy/latency need --hw or "
         "--cost-table).", "hw": "Hardware config: its cost table is profiled at start.",
         "cost_table": "Cost table name (resnet20_eyeriss, resnet20_eyeriss_physical) or CSV "
@@ -355,10 +360,14 @@ def _train_options(func):
         "file, e.g. torchvision's densenet201 or resnet50 .pth); gates and exits start fresh.",
     }  # fmt: skip
     for f in reversed(TrainConfig.__dataclass_fields__.values()):
-        kind = {"int": int, "float": float}.get(str(f.type), str)
         opt = "--" + f.name.replace("_", "-")
-        func = click.option(opt, f.name, type=kind, default=None,
-                            help=helps.get(f.name, "") + f" [default: {f.default}]")(func)
+        help_text = helps.get(f.name, "") + f" [default: {f.default}]"
+        if str(f.type) == "bool":
+            func = click.option(f"{opt}/--no-{opt[2:]}", f.name, default=None,
+                                help=help_text)(func)  # fmt: skip
+            continue
+        kind = {"int": int, "float": float}.get(str(f.type), str)
+        func = click.option(opt, f.name, type=kind, default=None, help=help_text)(func)
     return func
 
 
@@ -393,13 +402,16 @@ def train(config_path: Path | None, resume: bool, **options) -> None:
 @click.option("--hw", "hw_spec", default=None,
               help="Price energy on this hardware config [default: the run's, else eyeriss].")
 @click.option("--cost-table", "table_spec", default=None, help="Or with this cost table.")
+@click.option("--flops-only", is_flag=True, help="FLOPs only, no cost table (densenet201 and "
+              "resnet50: their channel tables take a quarter of an hour or more to profile).")
 @click.option("--budgets", default="0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0", show_default=True,
               help="Hard budgets for exit models, as fractions of the plain network's cost.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Where report.json and the CSVs go [default: the run directory].")
 def evaluate(run_dir: Path | None, checkpoint: Path | None, hw_spec: str | None,
-             table_spec: str | None, budgets: str, device: str, out_dir: Path | None) -> None:
+             table_spec: str | None, flops_only: bool, budgets: str, device: str,
+             out_dir: Path | None) -> None:
     """Accuracy, FLOPs and energy savings, skip ratios and budgets of a trained network."""
     from ddi_energy.files import cleanup_on_failure
     from ddi_energy.reporting.report_text import print_report
@@ -414,7 +426,7 @@ def evaluate(run_dir: Path | None, checkpoint: Path | None, hw_spec: str | None,
         raise DDIError(f"--budgets {budgets!r}: fractions must be > 0")
     cfg, state = load_run(run_dir, checkpoint)
     report = run_evaluation(cfg, state, hw=hw_spec, cost_table=table_spec, budgets=fractions,
-                            device=device)
+                            device=device, flops_only=flops_only)
     out_dir = out_dir or run_dir or checkpoint.parent
     with cleanup_on_failure(out_dir):
         paths = report.write(out_dir)

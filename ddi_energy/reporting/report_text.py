@@ -13,6 +13,17 @@ def _table(frame: pd.DataFrame) -> str:
         return frame.to_string(index=False, na_rep="-")
 
 
+def _energy_lines(s: dict) -> list[str]:
+    """Energy and cycles, if the report was priced with a cost table."""
+    if "energy_pj_per_input" not in s:
+        return []
+    return [f"energy / input      {s['energy_pj_per_input'] / 1e6:.2f} µJ  (plain "
+            f"{s['plain_network']['energy_pj'] / 1e6:.2f} µJ)  savings "
+            f"{100 * s['energy_savings']:.1f} %",
+            f"cycles / input      {s['cycles_per_input'] / 1e3:.1f} k   savings "
+            f"{100 * s['cycles_savings']:.1f} %"]
+
+
 def print_report(report: Report) -> str:
     s = report.summary
     lines = [
@@ -22,25 +33,20 @@ def print_report(report: Report) -> str:
         f"accuracy            {100 * s['accuracy']:.2f} %",
         f"FLOPs / input       {s['flops_per_input'] / 1e6:.2f} M   (plain "
         f"{s['plain_network']['flops'] / 1e6:.2f} M)   savings {100 * s['flops_savings']:.1f} %",
-        f"energy / input      {s['energy_pj_per_input'] / 1e6:.2f} µJ  (plain "
-        f"{s['plain_network']['energy_pj'] / 1e6:.2f} µJ)  savings "
-        f"{100 * s['energy_savings']:.1f} %",
-        f"cycles / input      {s['cycles_per_input'] / 1e3:.1f} k   savings "
-        f"{100 * s['cycles_savings']:.1f} %",
+        *_energy_lines(s),
         f"skip ratio          {100 * s['skip_ratio']:.1f} % of the backbone's "
         f"{s['skip_ratio_metric']} (target {100 * s['target_skip']:.0f} %); units skipped "
         f"{100 * s['unit_skip_ratio']:.1f} %, channels off {100 * s['channel_skip_ratio']:.1f} %",
         f"gates + exits       {100 * s['overhead_flops_share']:.2f} % of the plain FLOPs",
-        "",
-        "energy by memory level (µJ / input):",
     ]
-    levels = pd.DataFrame({
-        "level": list(s["energy_breakdown_pj"]),
-        "this model": [v / 1e6 for v in s["energy_breakdown_pj"].values()],
-        "plain": [v / 1e6 for v in s["plain_energy_breakdown_pj"].values()],
-    })  # fmt: skip
-    levels["savings %"] = 100 * (1 - levels["this model"] / levels["plain"])
-    lines.append(_table(levels))
+    if "energy_breakdown_pj" in s:
+        levels = pd.DataFrame({
+            "level": list(s["energy_breakdown_pj"]),
+            "this model": [v / 1e6 for v in s["energy_breakdown_pj"].values()],
+            "plain": [v / 1e6 for v in s["plain_energy_breakdown_pj"].values()],
+        })  # fmt: skip
+        levels["savings %"] = 100 * (1 - levels["this model"] / levels["plain"])
+        lines += ["", "energy by memory level (µJ / input):", _table(levels)]
     if "per_difficulty" in report.frames:
         lines += ["", "per difficulty level:", _table(report.frames["per_difficulty"])]
     if "budgets" in report.frames:

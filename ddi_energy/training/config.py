@@ -70,6 +70,8 @@ class TrainConfig:
     out: str = "runs/run"
     init: str | None = None  # a checkpoint or run directory of the same arch/gating to start from
     pretrained: str | None = None  # torchvision-layout backbone weights (a .pth state dict)
+    workers: int = 2  # processes decoding images (data = imagenet); 0: in the main process
+    amp: bool = False  # autocast: bfloat16 on CPU, float16 with a grad scaler on CUDA
 
     def validate(self) -> TrainConfig:
         """Check ranges and combinations; raises DDIError naming the key."""
@@ -109,8 +111,10 @@ class TrainConfig:
         for key in ("batch", "checkpoint_every", "log_every"):
             if getattr(self, key) < 1:
                 raise bad(key, "must be >= 1")
+        if not isinstance(self.amp, bool):
+            raise bad("amp", "must be true or false")
         for key in ("pretrain_steps", "gate_steps", "steps", "ddi_steps", "epochs",
-                    "bn_batches"):
+                    "bn_batches", "workers"):
             if getattr(self, key) < 0:
                 raise bad(key, "must be >= 0")
         if self.total_steps == 0:

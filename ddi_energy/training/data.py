@@ -8,7 +8,10 @@ Three sources (`DATASETS`):
   patterns at 4 difficulty levels, so that input-adaptive inference has real easy and hard
   inputs to tell apart and the level of every sample is known.
 * ``cifar10``: the official python pickles (``cifar-10-batches-py``).
-* ``folder``: ImageNet-style ``<data_dir>/<split>/<class>/*.png`` trees.
+* ``folder``: ImageNet-style ``<data_dir>/<split>/<class>/*.png`` trees, loaded into memory at
+  the network's input size (small subsets).
+* ``imagenet``: the same trees streamed from disk with ImageNet's augmentation
+  (`ddi_energy.training.imagenet`); `load_dataset` returns its file list.
 """
 
 from __future__ import annotations
@@ -24,8 +27,15 @@ import torch
 from torch import Tensor
 
 from ddi_energy.errors import DDIError
+from ddi_energy.training.imagenet import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ImageFolderStream,
+    scan_folder,
+    scan_image_folder,
+)
 
-DATASETS = ("synthetic", "cifar10", "folder")
+DATASETS = ("synthetic", "cifar10", "folder", "imagenet")
 SPLITS = ("train", "test")
 
 # --- synthetic ------------------------------------------------------------------------------
@@ -53,8 +63,6 @@ CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
 
 # --- folder ---------------------------------------------------------------------------------
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # --- augmentation ---------------------------------------------------------------------------
 CROP_PADDING = 4
@@ -88,8 +96,9 @@ def load_dataset(
     synthetic_train: int = 8192,
     synthetic_test: int = 2048,
     seed: int = 0,
-) -> Dataset:
-    """Load split "train" or "test" of dataset `name` (see `DATASETS`) into memory."""
+) -> Dataset | ImageFolderStream:
+    """Load split "train" or "test" of dataset `name` (see `DATASETS`) into memory (`imagenet`:
+    its file list, streamed per batch)."""
     if name not in DATASETS:
         raise DDIError(f"data = {name!r}: allowed: {', '.join(DATASETS)}")
     if split not in SPLITS:
@@ -103,6 +112,8 @@ def load_dataset(
         return make_synthetic(split, n, image_size=image_size, seed=seed)
     if name == "cifar10":
         return load_cifar10(split, data_dir, image_size=image_size)
+    if name == "imagenet":
+        return scan_image_folder(split, data_dir, image_size=image_size)
     return load_folder(split, data_dir, image_size=image_size)
 
 
@@ -300,25 +311,6 @@ def resize_uint8(images: Tensor, size: int) -> Tensor:
 # ============================================================================================
 
 
-def _folder_split_dir(root: Path, split: str) -> Path:
-    """train → <root>/train; test → <root>/val, else <root>/test."""
-    names = ("train",) if split == "train" else ("val", "test")
-    for name in names:
-        if (root / name).is_dir():
-            return root / name
-    raise DDIError(f"folder dataset {root}: no {' or '.join(names)} directory for split "
-                   f"{split!r} (layout: <data_dir>/{{train,val}}/<class>/*.png)")  # fmt: skip
-
-
-def _class_dirs(split_dir: Path) -> list[str]:
-    """Sorted class directory names (hidden ones, e.g. .ipynb_checkpoints, are not classes)."""
-    names = sorted(p.name for p in split_dir.iterdir() if p.is_dir() and p.name[0] != ".")
-    if not names:
-        raise DDIError(f"folder dataset {split_dir}: no class directories "
-                       "(layout: <data_dir>/{train,val}/<class>/*.png)")  # fmt: skip
-    return names
-
-
 def load_image(path: Path, size: int) -> np.ndarray:
     """One image as (3, size, size) uint8: RGB, shorter side to `size` (bilinear), centre crop."""
     from PIL import Image, UnidentifiedImageError
@@ -338,35 +330,9 @@ def load_image(path: Path, size: int) -> np.ndarray:
 
 
 def load_folder(split: str, data_dir: str | Path | None, *, image_size: int = 32) -> Dataset:
-    """ImageNet-style class folders, normalized with ImageNet's standard mean/std.
-
-    Classes are the sorted sub-directories of `train` (if present, so both splits index classes
-    alike), else of the split's own directory.
-    """
-    if data_dir is None:
-        raise DDIError("data = 'folder' needs data_dir (layout: <data_dir>/{train,val}/<class>/"
-                       "*.png|jpg|jpeg|bmp)")  # fmt: skip
-    root = Path(data_dir).expanduser()
-    if not root.is_dir():
-        raise DDIError(f"folder dataset directory {root} does not exist")
-    split_dir = _folder_split_dir(root, split)
-    classes = _class_dirs(root / "train" if (root / "train").is_dir() else split_dir)
-    unknown = sorted(set(_class_dirs(split_dir)) - set(classes))
-    if unknown:
-        raise DDIError(f"folder dataset {split_dir}: classes {unknown} are not in "
-                       f"{root / 'train'} (allowed: {', '.join(classes)})")  # fmt: skip
-    images, labels = [], []
-    for label, name in enumerate(classes):
-        class_dir = split_dir / name
-        if not class_dir.is_dir():
-            continue
-        for path in sorted(class_dir.iterdir()):
-            if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
-                images.append(load_image(path, image_size))
-                labels.append(label)
-    if not images:
-        raise DDIError(f"folder dataset {split_dir}: no images ({', '.join(IMAGE_EXTENSIONS)}) "
-                       "in its class directories")  # fmt: skip
+    """ImageNet-style class folders in memory, normalized with ImageNet's mean/std."""
+    paths, labels, classes = scan_folder(split, data_dir, IMAGE_EXTENSIONS, "folder")
+    images = [load_image(path, image_size) for path in paths]
     return Dataset("folder", torch.from_numpy(np.stack(images)), torch.tensor(labels),
                    len(classes), IMAGENET_MEAN, IMAGENET_STD, classes=classes)  # fmt: skip
 

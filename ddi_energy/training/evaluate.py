@@ -24,9 +24,9 @@ from ddi_energy.errors import DDIError
 from ddi_energy.files import atomic_write_all
 from ddi_energy.hardware.energy import ENERGY_COLUMNS
 from ddi_energy.models.dynamic import Decisions
+from ddi_energy.training.batches import eval_batches
 from ddi_energy.training.checkpoints import Checkpoints, checkpoint_of
 from ddi_energy.training.config import TrainConfig
-from ddi_energy.training.data import to_input
 from ddi_energy.training.loop import build_model, run_cost_table, run_dataset
 
 DEFAULT_BUDGETS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)  # × the plain network's cost
@@ -72,21 +72,24 @@ def eval_table(cfg: TrainConfig, hw: str | None, cost_table: str | None) -> pd.D
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, ds, device: torch.device, batch: int = 256
-            ) -> tuple[torch.Tensor, Decisions, torch.Tensor]:  # fmt: skip
-    """Predicted classes, hard decisions and per-exit predictions ((N, E), -1 where the exit
-    did not run) of every input (eval mode: real skipping)."""
+def predict(model: torch.nn.Module, ds, device: torch.device, batch: int = 256,
+            workers: int = 0
+            ) -> tuple[torch.Tensor, Decisions, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """Predicted classes, hard decisions, per-exit predictions ((N, E), -1 where the exit did
+    not run) and labels of every input (eval mode: real skipping). Labels come from the stream:
+    unreadable images of a streamed dataset are left out."""
     model.eval()
-    preds, decisions, exits = [], [], []
-    for start in range(0, len(ds), batch):
-        x = to_input(ds.images[start:start + batch], ds, None).to(device)
+    preds, decisions, exits, labels = [], [], [], []
+    chunks = torch.arange(len(ds)).split(batch)
+    for x, y in eval_batches(ds, chunks, workers=workers, device=device):
         out = model(x)
         preds.append(out.logits.argmax(1).cpu())
         decisions.append(_to_cpu(out.decisions))
         exits.append(torch.stack([torch.where(logits.isnan().any(1), -1, logits.argmax(1)).cpu()
                                   for logits in out.exit_logits], 1) if out.exit_logits
                      else torch.zeros((len(x), 0), dtype=torch.long))  # fmt: skip
-    return torch.cat(preds), Decisions.cat(decisions), torch.cat(exits)
+        labels.append(y.cpu())
+    return torch.cat(preds), Decisions.cat(decisions), torch.cat(exits), torch.cat(labels)
 
 
 def _to_cpu(d: Decisions) -> Decisions:
@@ -127,22 +130,22 @@ BUDGET_COLUMNS = ("mode", "budget_fraction", "budget", "feasible", "accuracy", "
 
 def budget_sweep(model: torch.nn.Module, ds, device: torch.device, costs: CostModel,
                  labels: torch.Tensor, plain: dict[str, float],
-                 fractions: tuple[float, ...]) -> pd.DataFrame:  # fmt: skip
+                 fractions: tuple[float, ...], workers: int = 0) -> pd.DataFrame:  # fmt: skip
     """Accuracy and cost under hard budgets (fractions of the plain network's FLOPs/energy).
 
     A budget below `min_budget` is infeasible: its row has `feasible` False and no accuracy or
     cost. `oracle_accuracy` lets every input take the deepest output whose real cost fits the
     budget, known only after running it through every exit: where the look-ahead would halt if
     it knew each input's real cost (it never halts deeper). The gap to `accuracy` is what the
-    look-ahead's caution costs.
+    look-ahead's caution costs. A FLOPs-only `costs` (no cost table) has no energy rows.
     """
     on_device = copy.deepcopy(costs).to(device)  # for the forward; `costs` stays on the CPU
     set_budget(model, math.inf, costs=on_device)  # every exit runs, no input halts
-    final, anytime, exit_preds = predict(model, ds, device)
+    final, anytime, exit_preds, _ = predict(model, ds, device, workers=workers)
     reach = costs.output_costs(anytime)  # (N, E + 1, M): cost of stopping at each output
     correct = torch.cat([exit_preds, final[:, None]], 1) == labels[:, None]
     rows = []
-    for mode, column in (("flops", "flops"), ("energy", "energy_pj")):
+    for mode, column in _budget_modes(costs):
         col, minimum = costs.index(column), min_budget(costs, column)
         for fraction in fractions:
             limit = fraction * plain[column]
@@ -150,7 +153,7 @@ def budget_sweep(model: torch.nn.Module, ds, device: torch.device, costs: CostMo
                    "feasible": limit >= minimum}  # fmt: skip
             if row["feasible"]:
                 set_budget(model, limit, mode, costs=on_device)
-                preds, d, _ = predict(model, ds, device)
+                preds, d, _, _ = predict(model, ds, device, workers=workers)
                 spent = costs.frame(d)
                 deepest = (reach[..., col] <= limit).sum(1) - 1
                 oracle = correct[torch.arange(len(correct)), deepest]
@@ -165,46 +168,58 @@ def budget_sweep(model: torch.nn.Module, ds, device: torch.device, costs: CostMo
     return pd.DataFrame(rows, columns=list(BUDGET_COLUMNS))
 
 
+def _budget_modes(costs: CostModel) -> list[tuple[str, str]]:
+    """(budget mode, metric) pairs the cost model prices: energy needs a cost table."""
+    return [(m, c) for m, c in (("flops", "flops"), ("energy", "energy_pj"))
+            if c in costs.metrics]
+
+
 def evaluate(cfg: TrainConfig, state: dict[str, Any], *, hw: str | None = None,
              cost_table: str | None = None, budgets: tuple[float, ...] = DEFAULT_BUDGETS,
-             device: str = "cpu") -> Report:  # fmt: skip
-    """The full report of a trained model on its dataset's test split."""
+             device: str = "cpu", flops_only: bool = False) -> Report:  # fmt: skip
+    """The full report of a trained model on its dataset's test split. `flops_only`: no cost
+    table (no energy or cycles), for networks whose channel tables take long to profile."""
+    if flops_only and (hw or cost_table):
+        raise DDIError("give flops_only or hw / cost_table, not both")
+    if flops_only and cfg.loss != "flops":
+        raise DDIError(f"flops_only: the run was trained on loss = {cfg.loss!r}, whose skip "
+                       "ratio needs a cost table")  # fmt: skip
     ds = run_dataset(cfg, "test")
-    table = eval_table(cfg, hw, cost_table)
+    table = None if flops_only else eval_table(cfg, hw, cost_table)
     dev = torch.device(device)
     model = build_model(cfg, ds.num_classes, dev)
     model.load_state_dict(state["model"])
     costs = cost_model(model, table).cpu()
-    preds, d, _ = predict(model, ds, dev)  # no budget: exits neither run nor charged
+    # no budget: exits neither run nor charged
+    preds, d, _, labels = predict(model, ds, dev, workers=cfg.workers)
     samples = costs.frame(d)
-    samples["label"] = ds.labels.numpy()
-    samples["correct"] = (preds == ds.labels).numpy()
+    samples["label"] = labels.numpy()
+    samples["correct"] = (preds == labels).numpy()
     if ds.difficulty is not None:
         samples["difficulty"] = ds.difficulty.numpy()
     full = costs.backbone_full()
     plain = {m: float(full[i]) for i, m in enumerate(costs.metrics)}
     col = costs.index(MODES[cfg.loss])
     levels = {c.removeprefix("energy_").removesuffix("_pj"): c for c in ENERGY_COLUMNS}
+    meta = table.attrs if table is not None else {"path": "FLOPs only (no cost table)"}
     summary: dict[str, Any] = {
         "arch": cfg.arch, "gating": cfg.gating, "loss": cfg.loss, "data": cfg.data,
-        "inputs": len(ds), "step": state["step"], "target_skip": cfg.target_skip,
-        "cost_table": table.attrs.get("path"), "hw": table.attrs.get("meta", {}).get("hw"),
+        "inputs": len(labels), "step": state["step"], "target_skip": cfg.target_skip,
+        "cost_table": meta.get("path"), "hw": meta.get("meta", {}).get("hw"),
         "accuracy": float(samples["correct"].mean()),
-        "flops_per_input": float(samples["flops"].mean()),
-        "energy_pj_per_input": float(samples["energy_pj"].mean()),
-        "cycles_per_input": float(samples["cycles"].mean()),
+        **{f"{m}_per_input": float(samples[m].mean()) for m in costs.metrics},
         "plain_network": plain,
-        "flops_savings": float(_savings(samples, plain, "flops")),
-        "energy_savings": float(_savings(samples, plain, "energy_pj")),
-        "cycles_savings": float(_savings(samples, plain, "cycles")),
+        **{f"{m.removesuffix('_pj')}_savings": float(_savings(samples, plain, m))
+           for m in costs.metrics},
         "skip_ratio": _skip_ratio(samples, costs.metrics[col], plain),
         "skip_ratio_metric": costs.metrics[col],
         "unit_skip_ratio": float(1 - d.executed.double().mean()),
         "channel_skip_ratio": float(samples["channel_skip_ratio"].mean()),
         "overhead_flops_share": float(samples["overhead_flops"].mean() / plain["flops"]),
-        "energy_breakdown_pj": {k: float(samples[c].mean()) for k, c in levels.items()},
-        "plain_energy_breakdown_pj": {k: plain[c] for k, c in levels.items()},
     }  # fmt: skip
+    if table is not None:
+        summary["energy_breakdown_pj"] = {k: float(samples[c].mean()) for k, c in levels.items()}
+        summary["plain_energy_breakdown_pj"] = {k: plain[c] for k, c in levels.items()}
     frames = {"per_unit": per_unit(costs, d), "per_class": grouped(samples, "label", plain),
               "samples": samples}
     if ds.difficulty is not None:
@@ -212,11 +227,12 @@ def evaluate(cfg: TrainConfig, state: dict[str, Any], *, hw: str | None = None,
         summary["per_difficulty"] = frames["per_difficulty"].to_dict(orient="records")
     summary["budgets"] = []
     if len(getattr(model, "exits", [])):
-        frames["budgets"] = budget_sweep(model, ds, dev, costs, ds.labels, plain, budgets)
+        frames["budgets"] = budget_sweep(model, ds, dev, costs, labels, plain, budgets,
+                                         cfg.workers)
         summary["budgets"] = frames["budgets"].to_dict(orient="records")
         summary["min_budget_fraction"] = {
             mode: min_budget(costs, column) / plain[column]
-            for mode, column in (("flops", "flops"), ("energy", "energy_pj"))}
+            for mode, column in _budget_modes(costs)}
     return Report(summary, frames)
 
 

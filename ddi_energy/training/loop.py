@@ -34,10 +34,12 @@ from ddi_energy.models.pretrained import load_pretrained
 from ddi_energy.models.registry import model_cfg
 from ddi_energy.models.zoo import get_model
 from ddi_energy.tables.lookup import cost_table_for
+from ddi_energy.training.batches import train_batches
 from ddi_energy.training.checkpoints import CHECKPOINT_FORMAT, Checkpoints, init_weights
 from ddi_energy.training.config import TrainConfig
-from ddi_energy.training.data import Dataset, batch_indices, load_dataset, to_input
+from ddi_energy.training.data import Dataset, load_dataset
 from ddi_energy.training.distributed import dist_info, mean_across
+from ddi_energy.training.imagenet import ImageFolderStream
 from ddi_energy.training.metrics_log import MetricsLog, truncate_metrics
 from ddi_energy.training.precise_bn import precise_bn
 
@@ -54,7 +56,7 @@ def backbone_skip(costs: CostModel, out, col: int) -> Tensor:
     return 1 - (total - overhead)[:, col] / costs.backbone_full()[col]
 
 
-def run_dataset(cfg: TrainConfig, split: str) -> Dataset:
+def run_dataset(cfg: TrainConfig, split: str) -> Dataset | ImageFolderStream:
     """The run's data at its network's input resolution (224 for the ImageNet networks)."""
     size = model_cfg(cfg.arch).input_size[-1]
     return load_dataset(cfg.data, split, cfg.data_dir, image_size=size)
@@ -75,6 +77,13 @@ def _trainable(model: nn.Module, stage: str) -> list[nn.Parameter]:
         for p in params:
             p.requires_grad_(name in chosen)
     return [p for name in chosen for p in groups[name]]
+
+
+def autocast(cfg: TrainConfig, device: torch.device):
+    """Mixed precision if `cfg.amp`: bfloat16 on CPU (no scaler needed: float32's range),
+    float16 elsewhere (with `GradScaler`)."""
+    dtype = torch.bfloat16 if device.type == "cpu" else torch.float16
+    return torch.autocast(device.type, dtype=dtype, enabled=cfg.amp)
 
 
 def _steps(cfg: TrainConfig, start: int) -> Iterator[tuple[str, int, int, bool, float]]:
@@ -145,6 +154,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
                disable=not progress or rank != 0)
     net: nn.Module = model
     optimizer = None
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp and device.type != "cpu")
+    if resume and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    batches = train_batches(ds, batch=cfg.batch, seed=cfg.seed, steps=range(start, cfg.total_steps),
+                            rank=rank, world=world, workers=cfg.workers, device=device)
     done = 0
     for stage, step, end, first, lr in _steps(cfg, start):
         if first:
@@ -161,14 +175,12 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
             net.train()
         for group in optimizer.param_groups:
             group["lr"] = lr
-        idx = batch_indices(len(ds), cfg.batch, step, cfg.seed, rank, world)
-        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 97 + rank)
-        x = to_input(ds.images[idx], ds, gen).to(device)
-        y = ds.labels[idx].to(device)
-        out = net(x)
-        ce = F.cross_entropy(out.logits, y)
-        if stage == "ddi":
-            ce = ce + sum(F.cross_entropy(logits, y) for logits in out.exit_logits)
+        x, y = next(batches)
+        with autocast(cfg, device):
+            out = net(x)
+            ce = F.cross_entropy(out.logits, y)
+            if stage == "ddi":
+                ce = ce + sum(F.cross_entropy(logits, y) for logits in out.exit_logits)
         skip = mean_across(backbone_skip(costs, out, col).mean().detach(), world)
         sign = 0.0
         if stage != "pretrain" and model.gating != "none":
@@ -177,8 +189,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
         energy = resource(out)  # a fraction of the plain backbone's cost
         loss = ce + sign * cfg.alpha * energy
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         acc = (out.logits.argmax(1) == y).double().mean()
         log.add(step, stage, loss=float(loss.detach()), ce=float(ce.detach()),
                 resource=float(energy.detach()),
@@ -196,12 +209,14 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
                               "step": step + 1, "stage": stage,
                               "model": model.state_dict(),
                               "optimizer": optimizer.state_dict() if not last else None,
+                              "scaler": scaler.state_dict() if scaler.is_enabled() else None,
                               "pending_metrics": list(log.rows)},
                              final=step + 1 == cfg.total_steps)  # fmt: skip
         if last:
             opt_state = None  # the next stage starts its own optimizer
         if done == stop_after:
             break
+    batches.close()  # stops its data workers
     bar.close()
     if start + done == cfg.total_steps:
         log.flush(cfg.total_steps - 1, cfg.stages[-1][0])  # the last, partial interval

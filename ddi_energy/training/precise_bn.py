@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ddi_energy.training.batches import eval_batches
 from ddi_energy.training.config import TrainConfig
-from ddi_energy.training.data import to_input
 
 
 def precise_bn(model: nn.Module, ds, cfg: TrainConfig, device: torch.device) -> None:
@@ -25,8 +25,9 @@ def precise_bn(model: nn.Module, ds, cfg: TrainConfig, device: torch.device) -> 
         bn.momentum = None  # a cumulative average over the batches below
     order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(cfg.seed))
     model.train()
+    chunks = order[: cfg.bn_batches * cfg.batch].split(cfg.batch)
     with torch.no_grad():
-        for chunk in order[: cfg.bn_batches * cfg.batch].split(cfg.batch):
-            model(to_input(ds.images[chunk], ds, None).to(device))
+        for x, _ in eval_batches(ds, chunks, workers=cfg.workers, device=device):
+            model(x)
     for bn, momentum in zip(bns, momenta, strict=True):
         bn.momentum = momentum
