@@ -139,8 +139,8 @@ def test_corrupt_file_skipped_and_batches_a_function_of_seed_and_step(data: Path
 def test_resume_is_exact(data: Path, tmp_path: Path):
     def cfg(out: str) -> TrainConfig:
         return TrainConfig(arch="resnet8", data="imagenet", data_dir=str(data), batch=4,
-                           pretrain_steps=0, gate_steps=1, steps=3, ddi_steps=0, bn_batches=1,
-                           workers=1, out=str(tmp_path / out)).validate()  # fmt: skip
+                           pretrain_steps=0, gate_steps=1, steps=2, ddi_steps=0, bn_batches=1,
+                           workers=0, out=str(tmp_path / out)).validate()  # fmt: skip
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DDIWarning)
@@ -152,13 +152,12 @@ def test_resume_is_exact(data: Path, tmp_path: Path):
     assert all(torch.equal(full[k], cut[k]) for k in full)
 
 
-def train_and_eval(data: Path, out: Path, capsys, arch: str, amp: bool, extra: list[str]
-                   ) -> dict:  # fmt: skip
+def train_and_eval(data: Path, out: Path, capsys, arch: str, amp: bool, workers: int) -> dict:
     """`ddi-energy train` (3 steps, batch 2) and `eval --flops-only` of a gated `arch`."""
     args = ["train", "--arch", arch, "--gating", "mgl2s", "--data", "imagenet", "--data-dir",
             str(data), "--batch", "2", "--pretrain-steps", "0", "--gate-steps", "1", "--steps",
-            "1", "--ddi-steps", "1", "--bn-batches", "1", "--workers", "2", "--out", str(out),
-            *(["--amp"] if amp else []), *extra]  # fmt: skip
+            "1", "--ddi-steps", "1", "--bn-batches", "1", "--workers", str(workers), "--out",
+            str(out), *(["--amp"] if amp else [])]  # fmt: skip
     code, stdout, err = run(args, capsys)
     assert code == 0, err
     warned = [line for line in err.splitlines() if line.startswith("ddi-energy: warning:")]
@@ -176,16 +175,17 @@ def train_and_eval(data: Path, out: Path, capsys, arch: str, amp: bool, extra: l
     return report
 
 
-@pytest.mark.parametrize("amp", [False, True])
-def test_train_and_eval_small_network(data: Path, tmp_path: Path, capsys, amp: bool):
-    train_and_eval(data, tmp_path / "run", capsys, "resnet8", amp, [])
+@pytest.mark.parametrize(("amp", "workers"), [(False, 2), (True, 0)])
+def test_train_and_eval_small_network(data: Path, tmp_path: Path, capsys, amp: bool,
+                                      workers: int):  # fmt: skip
+    train_and_eval(data, tmp_path / "run", capsys, "resnet8", amp, workers)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("amp", [False, True])
 def test_train_and_eval_densenet201(data: Path, tmp_path: Path, capsys, amp: bool):
     """The paper's ImageNet network at 224×224 on the odd images (minutes on a CPU)."""
-    report = train_and_eval(data, tmp_path / "run", capsys, "densenet201", amp, [])
+    report = train_and_eval(data, tmp_path / "run", capsys, "densenet201", amp, 2)
     assert report["plain_network"]["flops"] == pytest.approx(8.583e9, rel=1e-3)
 
 
