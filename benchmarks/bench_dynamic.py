@@ -3,6 +3,10 @@ the ResourceLoss's share of a step, and batch-1 eval wall-clock against the FLOP
 
     python benchmarks/bench_dynamic.py                      # resnet74, batch 128, 2 threads
     python benchmarks/bench_dynamic.py --arch resnet20 --steps 3 --inputs 16 --levels 0.5
+    python benchmarks/bench_dynamic.py --arch densenet201 --eval-only --table none --levels 0.5
+
+Inputs have the arch's size: 3×32×32 for the CIFAR networks, 3×224×224 for densenet201 and
+resnet50 (`--table none`: FLOPs only, their channel tables are not shipped; `--eval-only`: (c)).
 
 Only ratios of times measured in this process are reported; nothing is compared with an
 absolute time, so another job loading the machine widens the spread but not the method.
