@@ -402,8 +402,8 @@ def train(config_path: Path | None, resume: bool, **options) -> None:
 @click.option("--hw", "hw_spec", default=None,
               help="Price energy on this hardware config [default: the run's, else eyeriss].")
 @click.option("--cost-table", "table_spec", default=None, help="Or with this cost table.")
-@click.option("--flops-only", is_flag=True, help="FLOPs only, no cost table (densenet201 and "
-              "resnet50: their channel tables take a quarter of an hour or more to profile).")
+@click.option("--flops-only", is_flag=True, help="FLOPs only: no cost table is profiled or "
+              "read, no energy or cycles (runs trained on --loss flops).")
 @click.option("--budgets", default="0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0", show_default=True,
               help="Hard budgets for exit models, as fractions of the plain network's cost.")
 @click.option("--device", default="cpu", show_default=True)

@@ -171,7 +171,10 @@ def train_and_eval(data: Path, out: Path, capsys, arch: str, amp: bool, workers:
     report = json.loads((out / "report.json").read_text())
     assert report["inputs"] == 12 and report["cost_table"] == "FLOPs only (no cost table)"
     assert "energy_pj_per_input" not in report and 0 < report["flops_per_input"]
-    assert {b["mode"] for b in report["budgets"]} == {"flops"}
+    assert {b["mode"] for b in report["budgets"]} == {"flops"}  # no energy without a table
+    for b in report["budgets"]:  # both budgets are above the first exit's: held per input
+        assert b["feasible"] and b["max_cost_fraction"] <= b["budget_fraction"] + 1e-9
+        assert 0 <= b["accuracy"] <= 1 and 0 <= b["oracle_accuracy"] <= 1
     return report
 
 

@@ -131,8 +131,32 @@ def test_presets(tmp_path: Path):
     path.write_text(yaml.safe_dump({"preset": "paper-cifar", "steps": 7}))
     cfg = load_config(path, {"ddi_steps": 0})
     assert (cfg.steps, cfg.ddi_steps, cfg.gate_steps, cfg.batch) == (7, 0, 2000, 128)
-    with pytest.raises(DDIError, match="preset = 'paper'.*allowed: quick, paper-cifar"):
+    with pytest.raises(DDIError, match="preset = 'paper'.*allowed: quick, paper-cifar, "
+                       "paper-imagenet"):
         load_config(None, {"preset": "paper"})
+
+
+def test_paper_imagenet_preset(tmp_path: Path):
+    cfg = load_config(None, {"preset": "paper-imagenet"})
+    assert (cfg.arch, cfg.gating, cfg.data, cfg.batch, cfg.lr, cfg.pretrain_steps) == (
+        "densenet201", "mgl2s", "imagenet", 512, 0.05, 0)
+    # 4e-6 per MFLOP × DenseNet-201's 8,582.7 plain MFLOPs (tests/test_imagenet.py measures it)
+    assert cfg.alpha == pytest.approx(4e-6 * 8582.7, abs=5e-5)
+    # IADI step 2 and the DDI stage 90 epochs each: of 1,281,167 images at batch 512 on ImageNet
+    assert (cfg.epochs, cfg.steps, cfg.ddi_steps, cfg.gate_steps) == (90, 225205, 225205, 2000)
+    assert cfg.total_steps == 452410
+    assert [stage for stage, _, _ in cfg.stages] == ["gates", "joint", "ddi"]
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({"preset": "paper-imagenet", "arch": "resnet50",
+                                    "data_dir": "/data/imagenet"}))  # fmt: skip
+    cfg = load_config(path, {"batch": 256, "amp": True})
+    assert (cfg.arch, cfg.batch, cfg.amp, cfg.data_dir, cfg.epochs) == (
+        "resnet50", 256, True, "/data/imagenet", 90)
+    # explicit steps drop the preset's epochs (which would set them from the data's size)
+    cfg = load_config(path, {"steps": 7})
+    assert (cfg.epochs, cfg.steps, cfg.ddi_steps) == (0, 7, 225205)
+    cfg = load_config(path, {"steps": 7, "epochs": 2})
+    assert (cfg.epochs, cfg.steps) == (2, 7)
 
 
 def test_config_file_and_overrides(tmp_path: Path):

@@ -23,23 +23,36 @@ LR_SCHEDULES = ("cosine", "constant")
 # the order of the cross-entropy). Here E is a fraction of the plain backbone's cost, so the
 # same pull on the gates of the paper's ResNet-74 (336.4 MFLOPs) is α = 2e-4 × 336.4.
 PAPER_ALPHA = round(2e-4 * 336.4, 4)
+# The paper's ImageNet α = 4e-6 per MFLOP on DenseNet-201 (8,582.7 MFLOPs plain).
+PAPER_IMAGENET_ALPHA = round(4e-6 * 8582.7, 4)
+IMAGENET_TRAIN_IMAGES = 1_281_167  # ILSVRC-2012's training set
+IMAGENET_EPOCH_STEPS = IMAGENET_TRAIN_IMAGES / 512  # at the paper's batch
 
 # Named schedules under the config file and the options. `quick` is the defaults: a few CPU
 # minutes. `paper-cifar` is the paper's Sec. IV-A schedule: 2,000 gate steps (IADI step 1, as
 # in the authors' DFS/E2-Train code) + 50,000 joint steps + 50,000 DDI steps at batch 128, from a
-# pre-trained backbone (`--init RUN` or `--pretrain-steps N`).
+# pre-trained backbone (`--init RUN` or `--pretrain-steps N`). `paper-imagenet` is its ImageNet
+# recipe: DenseNet-201 (MGL2S) at batch 512, lr 0.05, IADI and DDI 90 epochs each, from
+# torchvision's weights (`--pretrained FILE`); `epochs` sets both stages' steps from the data's
+# size, `steps` / `ddi_steps` are those of 90 ImageNet epochs (and switch the exits on).
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {},
     "paper-cifar": {"batch": 128, "pretrain_steps": 0, "gate_steps": 2000, "steps": 50000,
                     "ddi_steps": 50000, "alpha": PAPER_ALPHA, "checkpoint_every": 1000,
                     "log_every": 50},
+    "paper-imagenet": {"arch": "densenet201", "gating": "mgl2s", "data": "imagenet",
+                       "batch": 512, "lr": 0.05, "alpha": PAPER_IMAGENET_ALPHA,
+                       "pretrain_steps": 0, "gate_steps": 2000, "epochs": 90,
+                       "steps": round(90 * IMAGENET_EPOCH_STEPS),
+                       "ddi_steps": round(90 * IMAGENET_EPOCH_STEPS),
+                       "checkpoint_every": 1000, "log_every": 50},
 }
 
 
 @dataclass
 class TrainConfig:
     """Every knob of a run. The defaults (preset `quick`) train in a few CPU minutes; the
-    paper's CIFAR settings (Sec. IV-A) are preset `paper-cifar`."""
+    paper's settings (Sec. IV-A) are presets `paper-cifar` and `paper-imagenet`."""
 
     preset: str = "quick"  # a named schedule under the other values (PRESETS)
     arch: str = "resnet20"
@@ -140,7 +153,8 @@ class TrainConfig:
 
 def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConfig:
     """A YAML run config (keys = `TrainConfig` fields) with explicit overrides on top, both on
-    top of the preset they name (`quick` by default)."""
+    top of the preset they name (`quick` by default). Steps given without epochs drop the
+    preset's epochs (which would set the steps from the data's size instead)."""
     allowed = {f.name for f in fields(TrainConfig)}
     data = load_mapping(path, "run config", allowed)
     data.update({k: v for k, v in overrides.items() if v is not None})
@@ -148,7 +162,10 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConf
     preset = data.get("preset", TrainConfig.preset)
     if preset not in PRESETS:
         raise DDIError(f"{path or 'config'}: preset = {preset!r}: allowed: {', '.join(PRESETS)}")
-    cfg = TrainConfig(**{**PRESETS[preset], **data})
+    base = dict(PRESETS[preset])
+    if "epochs" not in data and data.keys() & {"steps", "ddi_steps"}:
+        base.pop("epochs", None)  # steps given: a preset's epochs would override them
+    cfg = TrainConfig(**{**base, **data})
     for f in fields(TrainConfig):  # types at the edge: YAML gives strings for typos like 1e-4x
         value, default = getattr(cfg, f.name), getattr(TrainConfig, f.name)
         if isinstance(default, (int, float)) and not isinstance(default, bool):
