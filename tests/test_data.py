@@ -24,6 +24,7 @@ from ddi_energy.training.data import (
     synthetic_templates,
     to_input,
 )
+from ddi_energy.training.imagenet import BACKGROUND
 
 N_TRAIN, N_TEST = 400, 800
 
@@ -183,6 +184,19 @@ def test_folder_dataset(tmp_path):
         assert img[:, 10, 10].tolist() == list(color)
     assert train.mean == IMAGENET_MEAN
     assert len(load_dataset("folder", "test", tmp_path)) == 3
+
+
+def test_folder_reads_every_mode_as_imagenet_does(tmp_path):
+    """16-bit grey is scaled to 8 bits (not clipped), alpha composited onto the mean colour."""
+    from PIL import Image
+
+    (tmp_path / "train" / "a").mkdir(parents=True)
+    grey = np.full((12, 9), 100 * 257, dtype=np.uint16)
+    Image.fromarray(grey).save(tmp_path / "train" / "a" / "grey16.png")
+    Image.new("RGBA", (9, 12), (200, 10, 10, 0)).save(tmp_path / "train" / "a" / "clear.png")
+    ds = load_dataset("folder", "train", tmp_path, image_size=8)
+    assert ds.images[0, :, 4, 4].tolist() == list(BACKGROUND)  # clear.png sorts first
+    assert ds.images[1, :, 4, 4].tolist() == [100, 100, 100]
 
 
 def test_folder_test_dir_and_errors(tmp_path):

@@ -31,6 +31,8 @@ from ddi_energy.training.imagenet import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     ImageFolderStream,
+    read_rgb,
+    resize_centre_crop,
     scan_folder,
     scan_image_folder,
 )
@@ -312,19 +314,12 @@ def resize_uint8(images: Tensor, size: int) -> Tensor:
 
 
 def load_image(path: Path, size: int) -> np.ndarray:
-    """One image as (3, size, size) uint8: RGB, shorter side to `size` (bilinear), centre crop."""
-    from PIL import Image, UnidentifiedImageError
+    """One image as (3, size, size) uint8: RGB (any mode, as `read_rgb`), shorter side to `size`
+    (bilinear), centre crop."""
+    from PIL import UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            w, h = im.size
-            scale = size / min(w, h)
-            nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-            im = im.resize((nw, nh), Image.Resampling.BILINEAR)
-            left, top = (nw - size) // 2, (nh - size) // 2
-            im = im.crop((left, top, left + size, top + size))
-            return np.asarray(im, dtype=np.uint8).transpose(2, 0, 1)
+        return resize_centre_crop(read_rgb(path), size, size)
     except (OSError, UnidentifiedImageError, ValueError) as exc:
         raise DDIError(f"image {path} cannot be read ({type(exc).__name__}: {exc})") from None
 

@@ -173,10 +173,14 @@ def train_view(im, size: int, g: torch.Generator) -> np.ndarray:
 
 def eval_view(im, size: int) -> np.ndarray:
     """Shorter side to size·256/224 (bilinear), centre crop size×size: (3, S, S)."""
+    return resize_centre_crop(im, round(size * RESIZE_FOR_CROP), size)
+
+
+def resize_centre_crop(im, short: int, size: int) -> np.ndarray:
+    """Shorter side to `short` (bilinear), centre crop size×size: (3, size, size) uint8."""
     from PIL import Image
 
     w, h = im.size
-    short = round(size * RESIZE_FOR_CROP)
     scale = short / min(w, h)
     nw, nh = max(short, round(w * scale)), max(short, round(h * scale))
     im = im.resize((nw, nh), Image.Resampling.BILINEAR)
