@@ -345,7 +345,8 @@ def _train_options(func):
         "alpha": "Weight of E (a fraction of the plain backbone's cost) in CE ± α·E.",
         "preset": "Named schedule under the options and --config: quick (the defaults, CPU "
         "minutes) | paper-cifar (the paper's 2,000 + 50,000 + 50,000 steps at batch 128, "
-        "α 0.0673).",
+        "α 0.0673) | paper-imagenet (densenet201 on --data imagenet, 2,000 steps + 90 + 90 "
+        "epochs at batch 512, α 0.0343; give --data-dir and --pretrained).",
         "steps": "IADI step-2 (joint) steps.", "gate_steps": "IADI step-1 (gates only) steps.",
         "pretrain_steps": "Backbone pre-training steps.",
         "ddi_steps": "DDI-stage steps (exits added); 0 for no exits.",

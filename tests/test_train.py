@@ -157,6 +157,7 @@ def test_paper_imagenet_preset(tmp_path: Path):
     assert (cfg.epochs, cfg.steps, cfg.ddi_steps) == (0, 7, 225205)
     cfg = load_config(path, {"steps": 7, "epochs": 2})
     assert (cfg.epochs, cfg.steps) == (2, 7)
+    assert load_config(path, {"epochs": 0.5}).epochs == 0.5  # a float field takes fractions
 
 
 def test_config_file_and_overrides(tmp_path: Path):

@@ -74,7 +74,7 @@ class TrainConfig:
     gate_steps: int = 25  # IADI step 1; none under gating = none
     steps: int = 300  # IADI step 2
     ddi_steps: int = 0  # DDI stage with exits; 0: no exits
-    epochs: float = 0  # if > 0: IADI step 2 and the DDI stage (if on) take this many epochs
+    epochs: float = 0.0  # if > 0: IADI step 2 and the DDI stage (if on) take this many epochs
     checkpoint_every: int = 100
     bn_batches: int = 32  # precise BN at the end: batches to recompute BN statistics; 0: off
     log_every: int = 25
