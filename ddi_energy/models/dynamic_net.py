@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ddi_energy.models.decision_log import DecisionLog
 from ddi_energy.models.dynamic import (
     CostStructure,
     DDIOutput,
@@ -204,51 +205,61 @@ class DynamicNet(nn.Module):
     @torch.no_grad()
     def _eval_forward(self, x: Tensor) -> DDIOutput:
         batch, states = x.shape[0], {}
-        d = Decisions.empty(batch, self.widths, x.device)
-        alive = torch.arange(batch, device=x.device)  # rows of the batch that have not halted
-        logits = x.new_full((batch, self.num_classes), float("nan"))
-        exit_logits = [logits.clone() for _ in self.exits]
+        log = DecisionLog(batch, self.widths, self.layer_gated, self.channel_kind is not None,
+                          len(self.exits), x.device)  # fmt: skip
+        every = torch.arange(batch, device=x.device)
+        alive = every  # rows of the batch that have not halted
+        halted = False  # has any row halted (else `alive` is every row)?
+        logits = None
+        exit_logits = [x.new_full((batch, self.num_classes), float("nan")) for _ in self.exits]
         for u, unit in enumerate(self.units):
-            d.reached[alive, u] = True
             x = unit.enter(x, states)
-            p_layer, p_chan = self._gates(u, x, states)
-            run = (p_layer > 0.5).nonzero().squeeze(1)
+            executed = run = p_chan = None  # None: every row runs the unit
+            if self.layer_gate is not None:
+                p_layer, states["layer"] = self.layer_gate(u, x, states.get("layer"))
+                executed = p_layer[:, 0] > 0.5
+                run = executed.nonzero().squeeze(1)  # the one host sync of a layer decision
+                run = None if run.numel() == x.shape[0] else run
+            if self.channel_gate is not None:  # recurrent: steps wherever the unit is reached
+                p_chan, states["channel"] = self.channel_gate(u, x, states.get("channel"))
             mask = None
-            if self.channel_kind is not None and run.numel():
-                if p_chan is None:  # mgl2s: the channel gate runs for executing inputs only
-                    p_chan = unit.cgate(x if run.numel() == x.shape[0] else x[run])
-                else:
+            if self.channel_kind is not None and (run is None or run.numel()):
+                if p_chan is None:  # a CNN gate runs for executing inputs only
+                    p_chan = unit.cgate(x if run is None else x[run])
+                elif run is not None:
                     p_chan = p_chan[run]
                 mask = p_chan > 0.5
-                d.channel_gate_ran[alive if not self.layer_gated else alive[run], u] = True
-            elif self.channel_kind is not None and not self.layer_gated:
-                d.channel_gate_ran[alive, u] = True
-            d.executed[alive[run], u] = True
-            d.channels[u][alive[run]] = True if mask is None else mask
-            x = unit.eval_step(x, states, run, mask)
+            log.record(alive if halted else None, executed, run, mask)
+            x = unit.eval_step(x, states, run if run is not None else
+                               every if not halted else every[: x.shape[0]], mask)  # fmt: skip
             if u in self.exit_after and self.budget is not None:  # no budget: exits idle
                 j = self.exit_after.index(u)
                 out_j = self.exits[j](x)
                 exit_logits[j][alive] = out_j
-                d.exits_run[alive] += 1
-                halt = self.budget.halt(d, alive, next_exit=j + 1)
+                log.exits_run[alive] += 1
+                halt = self.budget.halt(log.decisions(), alive, next_exit=j + 1)
                 if bool(halt.any()):
+                    if logits is None:
+                        logits = x.new_full((batch, self.num_classes), float("nan"))
                     logits[alive[halt]] = out_j[halt]
-                    d.exit_index[alive[halt]] = j
+                    log.exit_index[alive[halt]] = j
                     keep = ~halt
-                    alive, x = alive[keep], x[keep]
+                    alive, x, halted = alive[keep], x[keep], True
                     states = {k: _subset(v, keep) for k, v in states.items()}
                     if alive.numel() == 0:
-                        return DDIOutput(logits, d, exit_logits)
-        logits[alive] = self.head(x)
-        d.exit_index[alive] = len(self.exits)
-        return DDIOutput(logits, d, exit_logits)
+                        return DDIOutput(logits, log.decisions(), exit_logits)
+        if logits is None:
+            logits = self.head(x)
+        else:
+            logits[alive] = self.head(x)
+        return DDIOutput(logits, log.decisions(), exit_logits)
 
 
 def _bn_subset(x: Tensor, bn: nn.BatchNorm2d, idx: Tensor) -> Tensor:
     """Inference BN over the channels `idx` only."""
-    return nn.functional.batch_norm(x, bn.running_mean[idx], bn.running_var[idx],
-                                    bn.weight[idx], bn.bias[idx], False, 0.0, bn.eps)  # fmt: skip
+    mean, var, weight, bias = (t.index_select(0, idx) for t in
+                               (bn.running_mean, bn.running_var, bn.weight, bn.bias))  # fmt: skip
+    return nn.functional.batch_norm(x, mean, var, weight, bias, False, 0.0, bn.eps)
 
 
 def masked_chain(x: Tensor, convs: Sequence[nn.Conv2d], bns: Sequence[nn.BatchNorm2d],
@@ -258,7 +269,7 @@ def masked_chain(x: Tensor, convs: Sequence[nn.Conv2d], bns: Sequence[nn.BatchNo
     inputs of every conv but the first (training)."""
     h = x
     for conv, bn in zip(convs[:-1], bns, strict=True):
-        h = torch.relu(bn(conv(h)))
+        h = torch.relu_(bn(conv(h)))
         if gate is not None:
             h = h * gate[:, :, None, None]
     return convs[-1](h)
@@ -270,25 +281,31 @@ def sliced_chain(x: Tensor, convs: Sequence[nn.Conv2d], bns: Sequence[nn.BatchNo
 
     The first conv runs only the kept filters, the middle ones only kept filters on kept inputs,
     the last reads only the kept inputs; rows of a batch that keep fewer channels are masked (at
-    batch size 1 nothing is). With no channel kept no conv runs and the result is zeros.
+    batch size 1 nothing is). With no channel kept no conv runs and the result is zeros. One
+    host sync (the kept channels' indices); weights are sliced with `index_select`.
     """
-    if mask is None or bool(mask.all()):
+    if mask is None:
         return masked_chain(x, convs, bns, None)
-    keep = mask.any(0).nonzero().squeeze(1)
+    batch = x.shape[0]
+    keep = (mask[0] if batch == 1 else mask.any(0)).nonzero().squeeze(1)
+    if keep.numel() == mask.shape[1]:  # every channel runs: the plain chain, rows masked
+        return masked_chain(x, convs, bns, None if batch == 1 else mask.to(x.dtype))
     if keep.numel() == 0:
         h, w = x.shape[2], x.shape[3]
         for conv in convs:
             h, w = conv_out_size(conv, h, w)
-        return x.new_zeros((x.shape[0], convs[-1].out_channels, h, w))
+        return x.new_zeros((batch, convs[-1].out_channels, h, w))
     h = x
     for i, (conv, bn) in enumerate(zip(convs[:-1], bns, strict=True)):
-        weight = conv.weight[keep] if i == 0 else conv.weight[keep][:, keep]
+        weight = conv.weight.index_select(0, keep)
+        weight = weight if i == 0 else weight.index_select(1, keep)
         h = nn.functional.conv2d(h, weight, None, conv.stride, conv.padding)
         h = torch.relu(_bn_subset(h, bn, keep))
-        if x.shape[0] > 1:
+        if batch > 1:
             h = h * mask[:, keep, None, None].to(h.dtype)
     last = convs[-1]
-    return nn.functional.conv2d(h, last.weight[:, keep], None, last.stride, last.padding)
+    return nn.functional.conv2d(h, last.weight.index_select(1, keep), None, last.stride,
+                                last.padding)  # fmt: skip
 
 
 def conv_out_size(conv: nn.Conv2d, h: int, w: int) -> tuple[int, int]:

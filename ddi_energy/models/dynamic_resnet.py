@@ -49,10 +49,10 @@ class GatedResidual(GatedUnit):
         convs, bns, bn_last = self._chain()
         y = self.shortcut(x)
         if run.numel() == x.shape[0]:
-            y = y + bn_last(sliced_chain(x, convs, bns, mask))
-        elif run.numel():
-            y = y.index_add(0, run, bn_last(sliced_chain(x[run], convs, bns, mask)))
-        return torch.relu(y)
+            return torch.relu_(y + bn_last(sliced_chain(x, convs, bns, mask)))
+        if run.numel():
+            return torch.relu_(y.index_add(0, run, bn_last(sliced_chain(x[run], convs, bns, mask))))
+        return torch.relu(y)  # y may be x itself (identity shortcut): not in place
 
 
 class GatedBlock(BasicBlock, GatedResidual):
@@ -116,4 +116,4 @@ class DynamicResNet(ResidualNet):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def stem(self, x: Tensor) -> Tensor:
-        return torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu_(self.bn1(self.conv1(x)))
