@@ -369,6 +369,59 @@ def print_eval(rows: list[EvalRow], times: list[list[list[float]]],
               f"{med[0] / m:>6.2f}x")
 
 
+# --quick --------------------------------------------------------------------------------------
+
+QUICK_REPEATS = 3
+
+
+def quick_eval(arch: str, table: pd.DataFrame, inputs: int, seed: int,
+               calib_inputs: int) -> tuple[list[str], list[float]]:  # fmt: skip
+    """Batch-1 seconds (best of 3 interleaved repeats per input, mean over inputs) of the plain
+    network, the gate-free wrapper and MGL2S with ~50 % of the FLOPs saved (mixed bias)."""
+    rows, _ = eval_rows(arch, table, [0.5], seed, calib_inputs)
+    rows = rows[:2] + [r for r in rows if r.name.startswith("mgl2s mixed")]
+    gen = torch.Generator().manual_seed(seed + 2)
+    xs = [torch.randn(1, 3, 32, 32, generator=gen) for _ in range(inputs)]
+    times = bench_eval(rows, xs, QUICK_REPEATS)
+    return [r.name for r in rows], [statistics.mean(min(t) for t in row_t) for row_t in times]
+
+
+def quick_train(arch: str, table: pd.DataFrame, batch: int, alpha: float,
+                seed: int) -> tuple[float, float]:  # fmt: skip
+    """Best of 3 interleaved training steps (after one warm-up) of the plain network and of
+    MGL2S with CE + α·ResourceLoss (flops)."""
+    torch.manual_seed(seed)
+    plain = ddi_energy.get_model(arch, gating=None).train()
+    mgl2s = ddi_energy.get_model(arch, gating="mgl2s").train()
+    variants = [TrainVariant("plain", plain, sgd(plain)),
+                TrainVariant("mgl2s", mgl2s, sgd(mgl2s), ResourceLoss(mgl2s, table, mode="flops"))]
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, 3, 32, 32, generator=gen)
+    y = torch.randint(0, 10, (batch,), generator=gen)
+    times = bench_training(variants, x, y, 1, QUICK_REPEATS, alpha)
+    return min(times["plain"]), min(times["mgl2s"])
+
+
+def quick(args: argparse.Namespace) -> None:
+    """The three figures of the issue-20 targets in a few minutes, one line at the end."""
+    torch.set_num_threads(args.threads or 1)
+    start = time.perf_counter()
+    table = ddi_energy.load_cost_table(args.table or f"{args.arch}_eyeriss")
+    names, best = quick_eval(args.arch, table, args.inputs, args.seed, args.calib_inputs)
+    plain_step, mgl2s_step = quick_train(args.arch, table, args.batch, args.alpha, args.seed)
+    print(f"{args.arch}, torch {torch.__version__}, {torch.get_num_threads()} thread(s); "
+          f"best of {QUICK_REPEATS} interleaved repeats")
+    for name, b in zip(names, best, strict=True):
+        print(f"  batch-1 eval  {name:<38} {1e3 * b:8.2f} ms  {best[0] / b:5.2f}x")
+    print(f"  train step    plain, batch {args.batch:<26} {plain_step:8.3f} s")
+    print(f"  train step    mgl2s, CE + a*E (flops){'':<16} {mgl2s_step:8.3f} s  "
+          f"{mgl2s_step / plain_step:5.2f}x")
+    print(f"  total {time.perf_counter() - start:.0f} s")
+    print(f"batch-1 speed vs plain at ~50% FLOPs saved: {best[0] / best[2]:.2f}x; "
+          f"gate-free wrapper: {best[0] / best[1]:.2f}x; "
+          f"training step: {mgl2s_step / plain_step:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", default="resnet74")
@@ -389,9 +442,16 @@ def main() -> None:
                         help="target fractions of the plain FLOPs saved (mixed gating)")
     parser.add_argument("--calib-inputs", type=int, default=16,
                         help="inputs the gate bias is bisected on")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None, help="default 2 (--quick: 1)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true",
+                        help="batch-1 eval (plain, gate-free, ~50%% FLOPs saved) and training "
+                             "step ratios only, best of 3; ends with one summary line")
     args = parser.parse_args()
+    if args.quick:
+        quick(args)
+        return
+    args.threads = args.threads or 2
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     table_name = args.table or f"{args.arch}_eyeriss"
