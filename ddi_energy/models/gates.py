@@ -15,14 +15,16 @@ The LSTM is written with two `nn.Linear`s instead of `nn.LSTMCell` so that the m
 Speed: a gate step runs on a (B, 10) vector, where every PyTorch operator costs its fixed
 overhead (µs) and nothing else, so the steps are written in as few operators as possible: the
 1×1 projection of the pooled map as one matmul, the recurrent matmul fused into the input one
-(`addmm`), one sigmoid for the i/f/o gates; no `nn.Module` calls inside a step.
+(`addmm`), one sigmoid for the i/f/o gates, no `nn.Module` call inside a step, and (without
+autograd) the weights looked up once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from ddi_energy.workload.shapes import Layer
 
@@ -61,13 +63,21 @@ class LinearLSTMCell(nn.Module):
         return z, z
 
     def forward(self, x: Tensor, state: LstmState) -> tuple[Tensor, LstmState]:
-        h, c = state
-        n = self.hidden
-        z = torch.addmm(F.linear(x, self.ih.weight, self.ih.bias), h, self.hh.weight.t())
-        s = torch.sigmoid(z)  # the i, f and o gates (and an unused slice for g)
-        c = torch.addcmul(s[:, n:2 * n] * c, s[:, :n], torch.tanh(z[:, 2 * n:3 * n]))
-        h = s[:, 3 * n:] * torch.tanh(c)
-        return h, (h, c)
+        return lstm_step(x, state, self.ih.weight.t(), self.ih.bias, self.hh.weight.t())
+
+
+def lstm_step(x: Tensor, state: LstmState, ih_t: Tensor, ih_bias: Tensor,
+              hh_t: Tensor) -> tuple[Tensor, LstmState]:  # fmt: skip
+    """One LSTM step given the transposed input and recurrent weights (n_in or hidden, 4·hidden):
+    i, f, g, o = x·ih_t + ih_bias + h·hh_t (two `addmm`s), c' = σ(f)·c + σ(i)·tanh(g),
+    h' = σ(o)·tanh(c')."""
+    h, c = state
+    n = hh_t.shape[0]
+    z = torch.addmm(torch.addmm(ih_bias, x, ih_t), h, hh_t)
+    s = torch.sigmoid(z)  # the i, f and o gates (and an unused slice for g)
+    c = torch.addcmul(s[:, n:2 * n] * c, s[:, :n], torch.tanh(z[:, 2 * n:3 * n]))
+    h = s[:, 3 * n:] * torch.tanh(c)
+    return h, (h, c)
 
 
 class RecurrentGate(nn.Module):
@@ -86,18 +96,46 @@ class RecurrentGate(nn.Module):
         self.heads = nn.ModuleList(heads)
         for head in self.heads:
             nn.init.constant_(head.bias, init_bias)
+        self._cache: dict[int, tuple[Tensor, ...]] = {}  # see `_weights`
 
     def head(self, unit: int) -> nn.Linear:
         return self.heads[0 if self.shared else unit]
 
     def forward(self, unit: int, x: Tensor, state: LstmState | None) -> tuple[Tensor, LstmState]:
         """Probabilities (B, outputs[unit]) for unit `unit` given its input feature map."""
-        proj, head = self.proj[unit], self.head(unit)
-        e = F.linear(x.mean((2, 3)), proj.weight.flatten(1), proj.bias)  # the 1×1 conv
+        proj_t, proj_b, ih_t, ih_b, hh_t, head_t, head_b = self._weights(unit)
+        e = torch.addmm(proj_b, x.mean((2, 3)), proj_t)  # the 1×1 conv of the pooled map
         if state is None:
             state = self.cell.zero_state(x.shape[0], e)
-        h, state = self.cell(e, state)
-        return torch.sigmoid(F.linear(h, head.weight, head.bias)), state
+        h, state = lstm_step(e, state, ih_t, ih_b, hh_t)
+        return torch.sigmoid(torch.addmm(head_b, h, head_t)), state
+
+    def _weights(self, unit: int) -> tuple[Tensor, ...]:
+        """Unit `unit`'s step weights as matrices (transposed views of the parameters).
+
+        Without autograd they are kept between calls: finding seven parameters through
+        `nn.Module` attribute lookups cost about a third of a batch-1 step. Views follow
+        in-place updates (optimizer steps, `load_state_dict`); `_apply` (`.to()`, `.half()`)
+        and copies start a new cache.
+        """
+        if torch.is_grad_enabled():
+            return self._make_weights(unit)
+        cached = self._cache.get(unit)
+        if cached is None:
+            cached = self._cache[unit] = self._make_weights(unit)
+        return cached
+
+    def _make_weights(self, unit: int) -> tuple[Tensor, ...]:
+        proj, cell, head = self.proj[unit], self.cell, self.head(unit)
+        return (proj.weight.flatten(1).t(), proj.bias, cell.ih.weight.t(), cell.ih.bias,
+                cell.hh.weight.t(), head.weight.t(), head.bias)  # fmt: skip
+
+    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> RecurrentGate:
+        self._cache = {}
+        return super()._apply(fn, recurse)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_cache": {}}
 
     def cost_layers(self, unit: int, prefix: str) -> list[Layer]:
         """The conv/FC layers one step of this gate runs for unit `unit`."""
