@@ -42,7 +42,7 @@ class GatedResidual(GatedUnit):
                    g_chan: Tensor | None) -> Tensor:  # fmt: skip
         convs, bns, bn_last = self._chain()
         body = bn_last(masked_chain(x, convs, bns, g_chan))
-        return torch.relu(self.shortcut(x) + g_layer[:, None, None, None] * body)
+        return torch.relu_(torch.addcmul(self.shortcut(x), g_layer[:, None, None, None], body))
 
     def eval_step(self, x: Tensor, state: dict[str, Any], run: Tensor,
                   mask: Tensor | None) -> Tensor:  # fmt: skip
