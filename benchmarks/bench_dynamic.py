@@ -4,6 +4,7 @@ the ResourceLoss's share of a step, and batch-1 eval wall-clock against the FLOP
     python benchmarks/bench_dynamic.py                      # resnet74, batch 128, 2 threads
     python benchmarks/bench_dynamic.py --arch resnet20 --steps 3 --inputs 16 --levels 0.5
     python benchmarks/bench_dynamic.py --arch densenet201 --eval-only --table none --levels 0.5
+    python benchmarks/bench_dynamic.py --quick              # resnet74, 1 thread, ~2 min
 
 Inputs have the arch's size: 3×32×32 for the CIFAR networks, 3×224×224 for densenet201 and
 resnet50 (`--table none`: FLOPs only, their channel tables are not shipped; `--eval-only`: (c)).
@@ -34,6 +35,12 @@ every readout weight and sets a large bias: everything runs, and every gate is c
 rotated order; per input the best (and the median) of the repeats is kept, then times are
 averaged over inputs; speedups are plain time / model time. FLOPs per input are
 `sample_costs(model, decisions, table)["flops"]` (gates included).
+
+`--quick`: (c) for the plain network, the gate-free wrapper and mixed gating at ~50 % FLOPs
+saved (`--inputs` inputs, best of 3 interleaved repeats each, mean over inputs) and (a) for the
+plain network and MGL2S with CE + α·E (flops) (best of 3 interleaved steps after one warm-up);
+it ends with one line: batch-1 speed vs plain at ~50 % FLOPs saved, gate-free wrapper speed vs
+plain, MGL2S training step time / plain.
 
 Steps and forwards are also reported as the minimum over repeats: when other jobs load the
 machine, the median catches stalls and the minimum is the closer estimate of unloaded time. On
@@ -374,19 +381,19 @@ def print_eval(rows: list[EvalRow], times: list[list[list[float]]],
 QUICK_REPEATS = 3
 
 
-def quick_eval(arch: str, table: pd.DataFrame, inputs: int, seed: int,
+def quick_eval(arch: str, table: pd.DataFrame | None, inputs: int, seed: int,
                calib_inputs: int) -> tuple[list[str], list[float]]:  # fmt: skip
     """Batch-1 seconds (best of 3 interleaved repeats per input, mean over inputs) of the plain
     network, the gate-free wrapper and MGL2S with ~50 % of the FLOPs saved (mixed bias)."""
     rows, _ = eval_rows(arch, table, [0.5], seed, calib_inputs)
     rows = rows[:2] + [r for r in rows if r.name.startswith("mgl2s mixed")]
     gen = torch.Generator().manual_seed(seed + 2)
-    xs = [torch.randn(1, 3, 32, 32, generator=gen) for _ in range(inputs)]
+    xs = [torch.randn(1, *input_shape(arch), generator=gen) for _ in range(inputs)]
     times = bench_eval(rows, xs, QUICK_REPEATS)
     return [r.name for r in rows], [statistics.mean(min(t) for t in row_t) for row_t in times]
 
 
-def quick_train(arch: str, table: pd.DataFrame, batch: int, alpha: float,
+def quick_train(arch: str, table: pd.DataFrame | None, batch: int, alpha: float,
                 seed: int) -> tuple[float, float]:  # fmt: skip
     """Best of 3 interleaved training steps (after one warm-up) of the plain network and of
     MGL2S with CE + α·ResourceLoss (flops)."""
@@ -396,7 +403,7 @@ def quick_train(arch: str, table: pd.DataFrame, batch: int, alpha: float,
     variants = [TrainVariant("plain", plain, sgd(plain)),
                 TrainVariant("mgl2s", mgl2s, sgd(mgl2s), ResourceLoss(mgl2s, table, mode="flops"))]
     gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(batch, 3, 32, 32, generator=gen)
+    x = torch.randn(batch, *input_shape(arch), generator=gen)
     y = torch.randint(0, 10, (batch,), generator=gen)
     times = bench_training(variants, x, y, 1, QUICK_REPEATS, alpha)
     return min(times["plain"]), min(times["mgl2s"])
@@ -406,11 +413,12 @@ def quick(args: argparse.Namespace) -> None:
     """The three figures of the issue-20 targets in a few minutes, one line at the end."""
     torch.set_num_threads(args.threads or 1)
     start = time.perf_counter()
-    table = ddi_energy.load_cost_table(args.table or f"{args.arch}_eyeriss")
+    table_name = args.table or f"{args.arch}_eyeriss"
+    table = None if table_name == "none" else ddi_energy.load_cost_table(table_name)
     names, best = quick_eval(args.arch, table, args.inputs, args.seed, args.calib_inputs)
     plain_step, mgl2s_step = quick_train(args.arch, table, args.batch, args.alpha, args.seed)
     print(f"{args.arch}, torch {torch.__version__}, {torch.get_num_threads()} thread(s); "
-          f"best of {QUICK_REPEATS} interleaved repeats")
+          f"best of {QUICK_REPEATS} interleaved repeats; load average {os.getloadavg()[0]:.1f}")
     for name, b in zip(names, best, strict=True):
         print(f"  batch-1 eval  {name:<38} {1e3 * b:8.2f} ms  {best[0] / b:5.2f}x")
     print(f"  train step    plain, batch {args.batch:<26} {plain_step:8.3f} s")

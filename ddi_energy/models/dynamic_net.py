@@ -300,7 +300,7 @@ def sliced_chain(x: Tensor, convs: Sequence[nn.Conv2d], bns: Sequence[nn.BatchNo
         weight = conv.weight.index_select(0, keep)
         weight = weight if i == 0 else weight.index_select(1, keep)
         h = nn.functional.conv2d(h, weight, None, conv.stride, conv.padding)
-        h = torch.relu(_bn_subset(h, bn, keep))
+        h = torch.relu_(_bn_subset(h, bn, keep))
         if batch > 1:
             h = h * mask[:, keep, None, None].to(h.dtype)
     last = convs[-1]
