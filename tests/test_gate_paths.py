@@ -38,7 +38,8 @@ def _steps(gate: RecurrentGate, xs: list[torch.Tensor]) -> list[torch.Tensor]:
 
 def test_cached_gate_weights_follow_the_parameters():
     """Without autograd a gate keeps its weights' views: the result equals the autograd path's,
-    and stays equal after an in-place update, a dtype change and on a deep copy."""
+    and stays equal after an in-place update, on a deep copy, after loading new parameter
+    objects and after a dtype change."""
     torch.manual_seed(0)
     gate = RecurrentGate([16, 16, 32], [1, 1, 1], 2.0)
     xs = [torch.randn(3, c, 8, 8) for c in (16, 16, 32)]
@@ -59,11 +60,18 @@ def test_cached_gate_weights_follow_the_parameters():
         twin.heads[0].bias.fill_(-1.0)  # the copy's own parameters, not the original's
         assert all(torch.equal(a, b) for a, b in zip(_steps(gate, xs), fresh, strict=True))
         assert not torch.equal(_steps(twin, xs)[0], fresh[0])
+    other = RecurrentGate([16, 16, 32], [1, 1, 1], 2.0)
+    gate.load_state_dict(other.state_dict(), assign=True)  # new parameter objects
+    with torch.no_grad():
+        assert all(torch.equal(a, b) for a, b in zip(_steps(gate, xs), _steps(other, xs),
+                                                     strict=True))  # fmt: skip
     gate.double()
     with torch.no_grad():
         doubled = _steps(gate, [x.double() for x in xs])
     assert doubled[0].dtype == torch.float64
-    torch.testing.assert_close(doubled[2].float(), fresh[2], rtol=1e-5, atol=1e-6)
+    with torch.no_grad():
+        ref = _steps(other, xs)
+    torch.testing.assert_close(doubled[2].float(), ref[2], rtol=1e-5, atol=1e-6)
 
 
 def _same_decisions(a: Decisions, b: Decisions) -> None:

@@ -115,7 +115,7 @@ class RecurrentGate(nn.Module):
 
         Without autograd they are kept between calls: finding seven parameters through
         `nn.Module` attribute lookups cost about a third of a batch-1 step. Views follow
-        in-place updates (optimizer steps, `load_state_dict`); `_apply` (`.to()`, `.half()`)
+        in-place updates (optimizer steps); `_apply` (`.to()`, `.half()`), `load_state_dict`
         and copies start a new cache.
         """
         if torch.is_grad_enabled():
@@ -133,6 +133,10 @@ class RecurrentGate(nn.Module):
     def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> RecurrentGate:
         self._cache = {}
         return super()._apply(fn, recurse)
+
+    def _load_from_state_dict(self, *args: object, **kwargs: object) -> None:
+        self._cache = {}  # `load_state_dict(..., assign=True)` replaces the parameters
+        super()._load_from_state_dict(*args, **kwargs)
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_cache": {}}
