@@ -33,10 +33,10 @@ def set_bias(model: nn.Module, value: float) -> nn.Module:
 
 
 def eval_model(arch: str, gating: str, exits: bool = False, bias: float = 0.0,
-               seed: int = 0) -> nn.Module:  # fmt: skip
+               seed: int = 0, channel_group: int = 1) -> nn.Module:  # fmt: skip
     """A dynamic net in eval mode with gate biases at `bias` (0: about half skip)."""
     torch.manual_seed(seed)
-    model = ddi_energy.get_model(arch, gating=gating, exits=exits)
+    model = ddi_energy.get_model(arch, gating=gating, exits=exits, channel_group=channel_group)
     for m in model.modules():  # non-trivial BN statistics
         if isinstance(m, nn.BatchNorm2d):
             m.running_mean.uniform_(-0.2, 0.2)

@@ -21,6 +21,25 @@ from ddi_energy.workload.shapes import Layer
 GATINGS = ("none", "layer", "channel-cnn", "channel-rnn", "mgl2s")
 
 
+def check_group(group: object) -> int:
+    """A channel group size: an integer >= 1 (channels switched by one channel-gate output)."""
+    if isinstance(group, bool) or not isinstance(group, int) or group < 1:
+        raise DDIError(f"channel_group = {group!r}: must be an integer >= 1")
+    return group
+
+
+def group_sizes(width: int, group: int) -> list[int]:
+    """Channels switched by each gate output of a unit of `width` gated channels: `group`
+    each, the last group smaller when `group` does not divide `width`."""
+    return [min(group, width - start) for start in range(0, width, group)]
+
+
+def expand_groups(g: Tensor, group: int, width: int) -> Tensor:
+    """Per-group values (B, K) as per-channel values (B, width): the one place where group
+    decisions become channel masks (channel j belongs to group j // `group`)."""
+    return g if group == 1 else g.repeat_interleave(group, dim=1)[:, :width]
+
+
 def check_gating(gating: str) -> tuple[bool, str | None]:
     """(layer gated?, channel gate kind 'cnn' | 'rnn' | None) of a gating mode."""
     if gating not in GATINGS:
@@ -91,7 +110,7 @@ class GateProbs:
     """Soft gate probabilities of a training-mode forward (ones where a gate is absent)."""
 
     layer: Tensor  # (B, U) probability of executing each unit
-    channels: list[Tensor]  # U tensors (B, k_u): probability of each gated channel
+    channels: list[Tensor]  # U tensors (B, K_u): probability of each channel group
 
 
 @dataclass
@@ -115,6 +134,7 @@ class UnitLayers:
     layer_gate: tuple[Layer, ...]  # one step of the layer gate (runs whenever reached)
     channel_gate: tuple[Layer, ...]  # the channel gate (runs when `channel_gate_ran`)
     mid: tuple[Layer, ...] = ()  # read and write the gated channels (a bottleneck's 3×3 conv)
+    group: int = 1  # channels switched by one channel-gate output (`group_sizes`)
 
     @property
     def width(self) -> int:

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from ddi_energy.models.densenet import DenseLayer, DenseNet, Transition, add_stem
+from ddi_energy.models.dynamic import check_group
 from ddi_energy.models.dynamic_net import (
     GATE_INIT_BIAS,
     DynamicNet,
@@ -39,10 +40,11 @@ class GatedDenseLayer(DenseLayer, GatedUnit):
     """A dense layer whose bottleneck channels are gated; returns its input and new features."""
 
     def __init__(self, in_channels: int, growth: int, cnn_gate: bool,
-                 transition: Transition | None) -> None:  # fmt: skip
+                 transition: Transition | None, channel_group: int = 1) -> None:  # fmt: skip
         super().__init__(in_channels, growth)
         self.width, self.growth = self.conv1.out_channels, growth
-        self.cgate = (LightChannelGate(in_channels, self.width // 2, growth, self.width,
+        self.channel_group = check_group(channel_group)
+        self.cgate = (LightChannelGate(in_channels, self.width // 2, growth, self.groups,
                                        GATE_INIT_BIAS) if cnn_gate else None)  # fmt: skip
         self.transition = [transition]  # a list: the module is registered by the network
 
@@ -82,7 +84,8 @@ class DynamicDenseNet(DynamicNet):
     def __init__(self, arch: str, growth: int, block_config: tuple[int, ...],
                  num_init_features: int, num_classes: int, gating: str = "mgl2s",
                  exits: bool = False, compression: float = 0.5, imagenet_stem: bool = False,
-                 exit_layers: tuple[tuple[int, ...], ...] | None = None) -> None:  # fmt: skip
+                 exit_layers: tuple[tuple[int, ...], ...] | None = None,
+                 channel_group: int = 1) -> None:  # fmt: skip
         """`exit_layers[b]`: 0-based layers of block b after which an exit sits (with `exits`)."""
         super().__init__()
         self.arch, self.num_classes = arch, num_classes
@@ -97,7 +100,8 @@ class DynamicDenseNet(DynamicNet):
         for b, num_layers in enumerate(block_config, start=1):
             block = nn.Module()
             for i in range(num_layers):
-                layer = GatedDenseLayer(channels, growth, cnn_gate, transition if i == 0 else None)
+                layer = GatedDenseLayer(channels, growth, cnn_gate, transition if i == 0 else None,
+                                        channel_group)
                 block.add_module(f"layer{i + 1}", layer)
                 self.units.append(layer)
                 self.unit_names.append(f"block{b}.layer{i + 1}")

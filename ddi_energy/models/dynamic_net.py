@@ -23,6 +23,8 @@ from ddi_energy.models.dynamic import (
     GateProbs,
     UnitLayers,
     check_gating,
+    expand_groups,
+    group_sizes,
 )
 from ddi_energy.models.exits import ExitBranch
 from ddi_energy.models.gates import RecurrentGate, straight_through
@@ -37,11 +39,22 @@ class GatedUnit(nn.Module):
 
     `gated_convs` names its convs in order: the first writes the gated channels, the last reads
     them, any between both read and write them (one mask on both sides, as in a bottleneck).
+    A channel gate has one output per group of `channel_group` channels (`groups` outputs).
     """
 
     cgate: nn.Module | None
     width: int
+    channel_group: int = 1
     gated_convs: tuple[str, ...] = ("conv1", "conv2")
+
+    @property
+    def groups(self) -> int:
+        """Number of channel-gate outputs: one per group of `channel_group` channels."""
+        return len(group_sizes(self.width, self.channel_group))
+
+    def to_channels(self, g: Tensor) -> Tensor:
+        """Per-group gate values (B, groups) as per-channel ones (B, width)."""
+        return expand_groups(g, self.channel_group, self.width)
 
     def enter(self, x: Tensor, state: dict[str, Any]) -> Tensor:
         """Ungated work done on reaching the unit (e.g. a transition); default none."""
@@ -79,10 +92,10 @@ class DynamicNet(nn.Module):
         """Create the recurrent gates for units whose inputs have `unit_in` channels."""
         self.gating = gating
         self.layer_gated, self.channel_kind = check_gating(gating)
-        widths = [u.width for u in self.units]
+        groups = [u.groups for u in self.units]
         self.layer_gate = (RecurrentGate(unit_in, [1] * len(unit_in), GATE_INIT_BIAS)
                            if self.layer_gated else None)  # fmt: skip
-        self.channel_gate = (RecurrentGate(unit_in, widths, GATE_INIT_BIAS)
+        self.channel_gate = (RecurrentGate(unit_in, groups, GATE_INIT_BIAS)
                              if self.channel_kind == "rnn" else None)  # fmt: skip
         self.budget = None  # a ddi_energy.costs.Budget: eval runs exits, halts inputs at them
         self.force_on = False  # training forward with every gate on and no gate computed
@@ -127,6 +140,7 @@ class DynamicNet(nn.Module):
                 self._gate_layers(u, f"{name}.layer_gate", layer=True),
                 self._gate_layers(u, f"{name}.channel_gate", layer=False,
                                   in_hw=(first.in_h, first.in_w)), tuple(mid),
+                self.units[u].channel_group,
             ))  # fmt: skip
         exits = tuple(tuple(walk_layers(branch, branch.input_size, f"exits.{j}"))
                       for j, branch in enumerate(self.exits))  # fmt: skip
@@ -147,6 +161,11 @@ class DynamicNet(nn.Module):
     @property
     def widths(self) -> list[int]:
         return [u.width for u in self.units]
+
+    @property
+    def channel_group(self) -> int:
+        """Channels switched by one channel-gate output (1: single channels)."""
+        return self.units[0].channel_group if self.units else 1
 
     def forward(self, x: Tensor) -> DDIOutput:
         x = self.stem(x)
@@ -184,7 +203,7 @@ class DynamicNet(nn.Module):
                 p_layer, p_chan = self._gates(u, x, states)
                 if p_chan is None and self.channel_kind == "cnn":
                     p_chan = unit.cgate(x)
-            g_chan = straight_through(p_chan) if p_chan is not None else None
+            g_chan = unit.to_channels(straight_through(p_chan)) if p_chan is not None else None
             g_layer = straight_through(p_layer) if self.layer_gated else p_layer
             x = unit.train_step(x, states, g_layer, g_chan)
             executed = g_layer.detach() > 0.5
@@ -195,7 +214,7 @@ class DynamicNet(nn.Module):
             else:
                 d.channels[u] = executed[:, None].expand(-1, unit.width).clone()
             p_layers.append(p_layer)
-            p_chans.append(p_chan if p_chan is not None else x.new_ones((batch, unit.width)))
+            p_chans.append(p_chan if p_chan is not None else x.new_ones((batch, unit.groups)))
             if u in self.exit_after:
                 exit_logits.append(self.exits[self.exit_after.index(u)](x))
         d.exits_run[:] = len(self.exits)
@@ -228,7 +247,7 @@ class DynamicNet(nn.Module):
                     p_chan = unit.cgate(x if run is None else x[run])
                 elif run is not None:
                     p_chan = p_chan[run]
-                mask = p_chan > 0.5
+                mask = unit.to_channels(p_chan > 0.5)
             log.record(alive if halted else None, executed, run, mask)
             x = unit.eval_step(x, states, run if run is not None else
                                every if not halted else every[: x.shape[0]], mask)  # fmt: skip

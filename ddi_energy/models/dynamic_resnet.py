@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ddi_energy.models.dynamic import check_group
 from ddi_energy.models.dynamic_net import (
     GATE_INIT_BIAS,
     DynamicNet,
@@ -56,12 +57,13 @@ class GatedResidual(GatedUnit):
 
 
 class GatedBlock(BasicBlock, GatedResidual):
-    """A BasicBlock whose internal channels are gated."""
+    """A BasicBlock whose internal channels are gated, `channel_group` channels per gate output."""
 
-    def __init__(self, in_planes: int, planes: int, stride: int, cnn_gate: bool) -> None:
+    def __init__(self, in_planes: int, planes: int, stride: int, cnn_gate: bool,
+                 channel_group: int = 1) -> None:  # fmt: skip
         super().__init__(in_planes, planes, stride)
-        self.width = planes
-        self.cgate = ChannelGateCNN(in_planes, planes, GATE_INIT_BIAS) if cnn_gate else None
+        self.width, self.channel_group = planes, check_group(channel_group)
+        self.cgate = ChannelGateCNN(in_planes, self.groups, GATE_INIT_BIAS) if cnn_gate else None
 
 
 class ResidualNet(DynamicNet):
@@ -85,7 +87,7 @@ class DynamicResNet(ResidualNet):
     input_size: tuple[int, int, int] = (3, 32, 32)
 
     def __init__(self, n: int, arch: str, gating: str = "mgl2s", exits: bool = False,
-                 num_classes: int = 10) -> None:  # fmt: skip
+                 num_classes: int = 10, channel_group: int = 1) -> None:  # fmt: skip
         super().__init__()
         self.arch, self.num_classes = arch, num_classes
         cnn_gate = gating in ("channel-cnn", "mgl2s")
@@ -99,7 +101,7 @@ class DynamicResNet(ResidualNet):
             for i in range(n):
                 stride = 2 if (s > 0 and i == 0) else 1
                 size //= stride
-                blocks.append(GatedBlock(in_planes, planes, stride, cnn_gate))
+                blocks.append(GatedBlock(in_planes, planes, stride, cnn_gate, channel_group))
                 self.unit_names.append(f"stage{s + 1}.{i}")
                 in_planes = planes
                 if exits and i in exit_positions(n):

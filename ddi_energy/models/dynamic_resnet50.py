@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from ddi_energy.models.dynamic import check_group
 from ddi_energy.models.dynamic_net import GATE_INIT_BIAS
 from ddi_energy.models.dynamic_resnet import GatedResidual, ResidualNet
 from ddi_energy.models.gates import LightChannelGate
@@ -39,10 +40,11 @@ class GatedBottleneck(Bottleneck, GatedResidual):
 
     gated_convs = ("conv1", "conv2", "conv3")
 
-    def __init__(self, in_planes: int, planes: int, stride: int, cnn_gate: bool) -> None:
+    def __init__(self, in_planes: int, planes: int, stride: int, cnn_gate: bool,
+                 channel_group: int = 1) -> None:  # fmt: skip
         super().__init__(in_planes, planes, stride)
-        self.width = planes
-        self.cgate = (LightChannelGate(in_planes, planes // 2, planes // 2, planes,
+        self.width, self.channel_group = planes, check_group(channel_group)
+        self.cgate = (LightChannelGate(in_planes, planes // 2, planes // 2, self.groups,
                                        GATE_INIT_BIAS) if cnn_gate else None)  # fmt: skip
 
 
@@ -52,7 +54,8 @@ class DynamicBottleneckResNet(ResidualNet):
     input_size: tuple[int, int, int] = (3, 224, 224)
 
     def __init__(self, arch: str, blocks: tuple[int, ...] = (3, 4, 6, 3), gating: str = "mgl2s",
-                 exits: bool = False, num_classes: int = 1000) -> None:  # fmt: skip
+                 exits: bool = False, num_classes: int = 1000,
+                 channel_group: int = 1) -> None:  # fmt: skip
         super().__init__()
         self.arch, self.num_classes = arch, num_classes
         cnn_gate = gating in ("channel-cnn", "mgl2s")
@@ -60,7 +63,7 @@ class DynamicBottleneckResNet(ResidualNet):
         self.units, self.unit_names = [], []
         stages: list[list[nn.Module]] = [[] for _ in blocks]
         for s, i, in_planes, stride in stage_plan(blocks):
-            block = GatedBottleneck(in_planes, WIDTHS[s - 1], stride, cnn_gate)
+            block = GatedBottleneck(in_planes, WIDTHS[s - 1], stride, cnn_gate, channel_group)
             stages[s - 1].append(block)
             self.units.append(block)
             self.unit_names.append(f"stage{s}.{i}")

@@ -2,8 +2,9 @@
 that knows which gated class builds which arch (the plain backbones do not know their gated
 versions).
 
-`get_model(name, gating=None, exits=False, num_classes=...)` gives the plain backbone (what
-profiling walks) or its dynamic version; `walk_arch(name)` lists the plain backbone's layers.
+`get_model(name, gating=None, exits=False, num_classes=..., channel_group=1)` gives the plain
+backbone (what profiling walks) or its dynamic version (`channel_group` channels per
+channel-gate output); `walk_arch(name)` lists the plain backbone's layers.
 """
 
 from __future__ import annotations
@@ -31,27 +32,27 @@ IMAGENET_INPUT = (3, 224, 224)
 
 
 def _resnet_builder(arch: str, n: int) -> Callable[..., nn.Module]:
-    def build(num_classes: int = 10, gating: str | None = None, exits: bool = False
-              ) -> nn.Module:  # fmt: skip
+    def build(num_classes: int = 10, gating: str | None = None, exits: bool = False,
+              channel_group: int = 1) -> nn.Module:  # fmt: skip
         if gating is None and not exits:
             return ResNet(n, num_classes)
-        return DynamicResNet(n, arch, gating or "none", exits, num_classes)
+        return DynamicResNet(n, arch, gating or "none", exits, num_classes, channel_group)
 
     build.__doc__ = f"CIFAR {arch}: {n} blocks per stage."
     return build
 
 
-def _mobilenetv2(num_classes: int = 10, gating: str | None = None, exits: bool = False
-                 ) -> nn.Module:  # fmt: skip
+def _mobilenetv2(num_classes: int = 10, gating: str | None = None, exits: bool = False,
+                 channel_group: int = 1) -> nn.Module:  # fmt: skip
     """CIFAR MobileNetV2: depthwise-separable inverted residuals. Plain only, for profiling."""
-    if gating is not None or exits:
+    if gating is not None or exits or channel_group != 1:
         raise DDIError("mobilenetv2 has no gated version (gated: the CIFAR ResNets, "
                        "densenet100, densenet201 and resnet50)")  # fmt: skip
     return MobileNetV2(num_classes)
 
 
-def _densenet100(num_classes: int = 10, gating: str | None = None, exits: bool = False
-                 ) -> nn.Module:  # fmt: skip
+def _densenet100(num_classes: int = 10, gating: str | None = None, exits: bool = False,
+                 channel_group: int = 1) -> nn.Module:  # fmt: skip
     """DenseNet-BC-100, k=12: (100 - 4) / 6 = 16 bottleneck layers per block, 2k stem features.
 
     `gating` (a mode of `GATINGS`) or `exits` give the MGL2S version (`DynamicDenseNet`).
@@ -59,7 +60,7 @@ def _densenet100(num_classes: int = 10, gating: str | None = None, exits: bool =
     if gating is None and not exits:
         return DenseNet(12, (16, 16, 16), 24, num_classes, imagenet_stem=False)
     return DynamicDenseNet("densenet100", 12, (16, 16, 16), 24, num_classes, gating or "none",
-                           exits)  # fmt: skip
+                           exits, channel_group=channel_group)  # fmt: skip
 
 
 # DenseNet-201's exits (Sec. IV-A: "a total of 3 branch classifiers: one at 1/2 depth of the
@@ -71,8 +72,8 @@ def _densenet100(num_classes: int = 10, gating: str | None = None, exits: bool =
 DENSENET201_EXITS = ((2,), (2,), (35,), ())
 
 
-def _densenet201(num_classes: int = 1000, gating: str | None = None, exits: bool = False
-                 ) -> nn.Module:  # fmt: skip
+def _densenet201(num_classes: int = 1000, gating: str | None = None, exits: bool = False,
+                 channel_group: int = 1) -> nn.Module:  # fmt: skip
     """DenseNet-201 (ImageNet), k=32, 64 stem features, 224×224 (torchvision's layout).
 
     `gating` or `exits` give the MGL2S version with the paper's 3 exits.
@@ -80,16 +81,18 @@ def _densenet201(num_classes: int = 1000, gating: str | None = None, exits: bool
     if gating is None and not exits:
         return DenseNet(32, (6, 12, 48, 32), 64, num_classes, imagenet_stem=True)
     return DynamicDenseNet("densenet201", 32, (6, 12, 48, 32), 64, num_classes, gating or "none",
-                           exits, imagenet_stem=True, exit_layers=DENSENET201_EXITS)  # fmt: skip
+                           exits, imagenet_stem=True, exit_layers=DENSENET201_EXITS,
+                           channel_group=channel_group)  # fmt: skip
 
 
-def _resnet50(num_classes: int = 1000, gating: str | None = None, exits: bool = False
-              ) -> nn.Module:  # fmt: skip
+def _resnet50(num_classes: int = 1000, gating: str | None = None, exits: bool = False,
+              channel_group: int = 1) -> nn.Module:  # fmt: skip
     """ResNet-50 (ImageNet, torchvision's layout). `gating` or `exits` give the MGL2S version
     (one channel mask on each bottleneck's inner width; exits after stages 1-3)."""
     if gating is None and not exits:
         return BottleneckResNet((3, 4, 6, 3), num_classes)
-    return DynamicBottleneckResNet("resnet50", (3, 4, 6, 3), gating or "none", exits, num_classes)
+    return DynamicBottleneckResNet("resnet50", (3, 4, 6, 3), gating or "none", exits, num_classes,
+                                   channel_group)
 
 
 # Paper FLOPs (Table I / Sec. IV, 2 × conv+FC MACs); None where the paper quotes none.
