@@ -13,10 +13,10 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from ddi_energy.costs.poisson_binomial import expected_cost
+from ddi_energy.costs.poisson_binomial import grouped_expected_cost
 from ddi_energy.costs.pricing import Pricer
 from ddi_energy.errors import DDIError
-from ddi_energy.models.dynamic import CostStructure, Decisions, GateProbs
+from ddi_energy.models.dynamic import CostStructure, Decisions, GateProbs, group_sizes
 from ddi_energy.models.zoo import walk_arch
 from ddi_energy.workload.shapes import Layer
 
@@ -27,7 +27,8 @@ class CostModel(nn.Module):
     """Every cost a dynamic network can incur, as tensors indexed by unit and channel count.
 
     `metrics` names the columns of every cost vector: ("flops",) without a table, else
-    `TABLE_METRICS`.
+    `TABLE_METRICS`. With channel groups a unit runs only counts that are sums of its group
+    sizes (`reachable`); the curve holds every count, as the table does.
     """
 
     def __init__(self, structure: CostStructure, table: pd.DataFrame | None = None) -> None:
@@ -40,7 +41,13 @@ class CostModel(nn.Module):
         kmax = max(widths)
         m = len(self.metrics)
         curve = torch.zeros((len(units), kmax + 1, m), dtype=torch.float64)
+        reachable = torch.zeros((len(units), kmax + 1), dtype=torch.bool)
         for i, u in enumerate(units):
+            sizes = torch.tensor(group_sizes(u.width, u.group))
+            sums = torch.cat([torch.zeros(1, dtype=torch.long), sizes.cumsum(0)])
+            reachable[i, sums] = True
+            if sizes[-1] < u.group:  # the smaller last group with any number of full ones
+                reachable[i, sums[:-1] + sizes[-1]] = True
             for n in range(1, u.width + 1):
                 curve[i, n] = pricer.backbone(u.out_layer, out_channels=n) + pricer.backbone(
                     u.in_layer, in_channels=n)
@@ -61,11 +68,13 @@ class CostModel(nn.Module):
         self.register_buffer("channel_gate", torch.stack([pricer.overhead(u.channel_gate)
                                                           for u in units]))
         self.register_buffer("curve", curve)
+        self.register_buffer("reachable", reachable)
         self.register_buffer("widths", torch.tensor(widths))
-        # Units of equal width share one vectorized pass of `expected_cost`.
-        self.width_groups = [(k, [u for u, w in enumerate(widths) if w == k])
-                             for k in sorted(set(widths))]  # fmt: skip
-        grouped = [u for _, units in self.width_groups for u in units]
+        # Units of equal width and channel group share one vectorized pass of `expected_cost`.
+        shapes = [(u.width, u.group) for u in units]
+        self.width_groups = [(k, g, [u for u, s in enumerate(shapes) if s == (k, g)])
+                             for k, g in sorted(set(shapes))]  # fmt: skip
+        grouped = [u for _, _, units in self.width_groups for u in units]
         self.group_order = [grouped.index(u) for u in range(len(widths))]
         exits = [pricer.overhead(e) for e in structure.exits]
         self.register_buffer("exits", torch.stack(exits) if exits else torch.zeros((0, m),
@@ -129,14 +138,16 @@ class CostModel(nn.Module):
         independently: the smooth surrogate whose gradient trains the gates.
 
         A unit costs its layer gate and shortcut, plus with probability p_layer (coarse to
-        fine) its channel gate and E[c(N)], the cost curve at a Poisson-binomial count of its
-        active channels (`expected_cost`). Every exit is counted (training runs them all). At
+        fine) its channel gate and E[c(N)], the cost curve at the number of its active channels,
+        a sum of independent channel groups (`grouped_expected_cost`; `probs.channels` holds
+        one probability per group). Every exit is counted (training runs them all). At
         saturated gates this is the hard decisions' cost.
         """
         col = self.index(metric)
-        body = torch.cat([expected_cost(torch.stack([probs.channels[u] for u in units], 1),
-                                        self.curve[units, :width + 1, col])
-                          for width, units in self.width_groups], 1)  # fmt: skip
+        body = torch.cat([grouped_expected_cost(
+            torch.stack([probs.channels[u] for u in units], 1),
+            self.curve[units, :width + 1, col], group)
+            for width, group, units in self.width_groups], 1)  # fmt: skip
         body = body[:, self.group_order].to(torch.float64)
         p = probs.layer.to(torch.float64)
         unit_cost = self.always[:, col] + self.layer_gate[:, col] + p * (
@@ -160,8 +171,10 @@ class CostModel(nn.Module):
         """(E+1, M): worst-case cost from exit j-1 up to and including output j (E = final)."""
         structure = self.structure
         bounds = [-1, *structure.exit_after, len(structure.units) - 1]
-        # The costliest channel count, not necessarily the full one: a curve may have cliffs.
-        per_unit = self.always + self.layer_gate + self.channel_gate + self.curve.amax(1)
+        # The costliest channel count it can run, not necessarily the full one: a curve may
+        # have cliffs.
+        worst = self.curve.masked_fill(~self.reachable[..., None], -torch.inf).amax(1)
+        per_unit = self.always + self.layer_gate + self.channel_gate + worst
         out = []
         for j in range(len(bounds) - 1):
             seg = per_unit[bounds[j] + 1: bounds[j + 1] + 1].sum(0)

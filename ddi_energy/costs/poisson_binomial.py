@@ -19,6 +19,15 @@ units. Backward: the law of N_-j is P deconvolved by channel j; in closed form,
 with Δc(n) = c(n + 1) - c(n). Each is a polynomial in a ratio of size <= 1 (no error growth),
 evaluated for every channel at once by Horner's rule: another k vectorized steps, O(k) memory
 per unit. Work is O(k²) per input and unit, as the DP's.
+
+Channel groups (`grouped_expected_cost`): when gate output j switches a group of G channels,
+N is a sum of group sizes. With K groups, K - 1 of size G and the last of size r <= G,
+N = G·M + r·b_K with M Poisson-binomial over the first K - 1 groups, so
+
+    E[c(N)] = E[c0(M)] + p_K · E[c1(M) - c0(M)],   c0(m) = c(G m),  c1(m) = c(G m + r),
+
+two unit-weight expectations on sub-sampled curves (one, E[c(G·M)] over all K groups, when
+r = G): the same DP and closed-form gradient, exact.
 """
 
 from __future__ import annotations
@@ -79,6 +88,8 @@ class _ExpectedCost(torch.autograd.Function):
         if not ctx.needs_input_grad[0]:
             return None, None
         p, pmf, curve = ctx.saved_tensors
+        if p.shape[-1] == 0:  # no channels: a constant
+            return torch.zeros_like(p), None
         return grad[..., None] * channel_slopes(p, pmf, curve), None
 
 
@@ -86,3 +97,17 @@ def expected_cost(p: Tensor, curve: Tensor) -> Tensor:
     """(B, G) E[c_g(N_g)] for channel probabilities p (B, G, k) and curves c (G, k + 1) (c_g(n):
     the cost of unit g with n active channels), in p's dtype; differentiable in p."""
     return _ExpectedCost.apply(p, curve.to(p.dtype))
+
+
+def grouped_expected_cost(p: Tensor, curve: Tensor, group: int) -> Tensor:
+    """(B, G) E[c_g(N_g)] when gate output j of p (B, G, K) switches channels
+    [j·group, (j + 1)·group) of a unit whose cost at n active channels is curve (G, width + 1):
+    N_g is a sum of group sizes (the last group smaller when `group` does not divide width)."""
+    k, width = p.shape[-1], curve.shape[-1] - 1
+    last = width - (k - 1) * group
+    counts = torch.arange(k, device=curve.device) * group  # of the first k - 1 groups: G·m
+    if last == group:
+        return expected_cost(p, curve[:, torch.cat([counts, counts[-1:] + group])])
+    c0, c1 = curve[:, counts], curve[:, counts + last]
+    rest = p[..., :-1]
+    return expected_cost(rest, c0) + p[..., -1] * expected_cost(rest, c1 - c0)

@@ -8,6 +8,7 @@ import pandas as pd
 import torch
 
 from ddi_energy.costs.cost_model import CostModel
+from ddi_energy.models.dynamic import group_sizes
 
 
 def unit_report(costs: CostModel) -> pd.DataFrame:
@@ -16,7 +17,10 @@ def unit_report(costs: CostModel) -> pd.DataFrame:
     body = costs.curve[units, costs.widths] + costs.always  # (U, M), all channels on
     rows = []
     for u, unit in enumerate(costs.structure.units):
-        row: dict[str, object] = {"unit": unit.name, "channels": int(costs.widths[u])}
+        sizes = group_sizes(unit.width, unit.group)
+        row: dict[str, object] = {"unit": unit.name, "channels": unit.width,
+                                  "groups": "+".join(map(str, sizes)) if unit.group > 1
+                                  else str(len(sizes))}  # fmt: skip
         for m, metric in enumerate(costs.metrics):
             unit_cost = float(body[u, m])
             row[metric] = unit_cost
