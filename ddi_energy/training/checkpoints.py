@@ -42,6 +42,10 @@ class Checkpoints:
                 if saved[key] != getattr(cfg, key):
                     raise DDIError(f"{path}: checkpoint has {key} = {saved[key]!r}, the run asks "
                                    f"for {getattr(cfg, key)!r}")  # fmt: skip
+            if saved.get("channel_group", 1) != cfg.channel_group:
+                raise DDIError(f"{path}: checkpoint has channel_group = "
+                               f"{saved.get('channel_group', 1)!r}, the run asks for "
+                               f"{cfg.channel_group!r}")  # fmt: skip
             if (saved["ddi_steps"] > 0) != (cfg.ddi_steps > 0):
                 raise DDIError(f"{path}: checkpoint and run differ in exits (ddi_steps > 0)")
         return state
@@ -60,7 +64,9 @@ def checkpoint_of(path: str | Path) -> Path:
 
 def init_weights(model: nn.Module, cfg: TrainConfig) -> None:
     """Start from `cfg.init` (e.g. a pre-trained backbone shared by several runs). Exit branches
-    may be absent from it (they are trained in the DDI stage); anything else must match."""
+    may be absent from it (they are trained in the DDI stage); anything else must match, except
+    the channel gates of a checkpoint with another `channel_group`: those start fresh (their
+    outputs switch other groups)."""
     path = checkpoint_of(cfg.init)
     state = Checkpoints.load(path)
     saved = state["config"]
@@ -68,13 +74,21 @@ def init_weights(model: nn.Module, cfg: TrainConfig) -> None:
         if saved[key] != getattr(cfg, key):
             raise DDIError(f"init {path}: checkpoint has {key} = {saved[key]!r}, the run asks "
                            f"for {getattr(cfg, key)!r}")  # fmt: skip
+    regroup = saved.get("channel_group", 1) != cfg.channel_group
+    weights = {k: v for k, v in state["model"].items() if not (regroup and _channel_gate_key(k))}
     try:
-        result = model.load_state_dict(state["model"], strict=False)
+        result = model.load_state_dict(weights, strict=False)
     except RuntimeError as exc:  # shapes differ, e.g. another number of classes
         lines = str(exc).splitlines()
         detail = lines[1].strip() if len(lines) > 1 else lines[0]
         raise DDIError(f"init {path}: weights do not fit the model ({detail})") from None
-    odd = [k for k in result.missing_keys if not k.startswith("exits.")] + [
+    odd = [k for k in result.missing_keys
+           if not (k.startswith("exits.") or (regroup and _channel_gate_key(k)))] + [
         k for k in result.unexpected_keys if not k.startswith("exits.")]
     if odd:
         raise DDIError(f"init {path}: weights do not fit the model (e.g. {odd[0]!r})")
+
+
+def _channel_gate_key(key: str) -> bool:
+    """A state-dict key of a channel gate (a unit's CNN gate or the recurrent channel gate)."""
+    return ".cgate." in f".{key}" or key.startswith("channel_gate.")

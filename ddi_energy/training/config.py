@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from ddi_energy.costs.channel_groups import AUTO, parse_channel_group
 from ddi_energy.costs.cost_model import MODES
 from ddi_energy.engines.registry import COUNT_MODELS
 from ddi_energy.errors import DDIError
@@ -63,6 +64,10 @@ class TrainConfig:
     hw: str | None = None  # hardware config: a table is profiled at start (analytic engine)
     cost_table: str | None = None  # or a cost table (name or path)
     counts: str = "scalesim"  # count model of a table profiled from hw: scalesim | physical
+    # Channels switched by one channel-gate output, or "auto": the array dimension the gated
+    # convs' filters map to on the run's hardware (columns for os/ws; 1 for is). A run records
+    # the number it resolved to.
+    channel_group: int | str = 1
     target_skip: float = 0.5  # fraction of the backbone's cost, in the loss's metric, to skip
     alpha: float = 1.5  # weight of E, a fraction of the plain backbone's cost
     lr: float = 0.05
@@ -105,6 +110,10 @@ class TrainConfig:
             raise DDIError(f"loss = {self.loss!r} needs --hw or --cost-table (a hardware model)")
         if self.hw and self.cost_table:
             raise DDIError("give hw or cost_table, not both")
+        self.channel_group = parse_channel_group(self.channel_group)
+        if self.channel_group == AUTO and not (self.hw or self.cost_table):
+            raise DDIError("channel_group = 'auto' needs --hw or --cost-table (the array it "
+                           "aligns with)")  # fmt: skip
         if self.counts not in COUNT_MODELS:
             raise bad("counts", f"allowed: {', '.join(COUNT_MODELS)}")
         if self.cost_table and self.counts != "scalesim":
@@ -168,6 +177,8 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConf
     cfg = TrainConfig(**{**base, **data})
     for f in fields(TrainConfig):  # types at the edge: YAML gives strings for typos like 1e-4x
         value, default = getattr(cfg, f.name), getattr(TrainConfig, f.name)
+        if f.name == "channel_group":  # a number or "auto": `validate` parses it
+            continue
         if isinstance(default, (int, float)) and not isinstance(default, bool):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise DDIError(f"{path or 'config'}: {f.name} = {value!r} must be a number")

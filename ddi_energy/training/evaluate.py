@@ -205,6 +205,8 @@ def evaluate(cfg: TrainConfig, state: dict[str, Any], *, hw: str | None = None,
     summary: dict[str, Any] = {
         "arch": cfg.arch, "gating": cfg.gating, "loss": cfg.loss, "data": cfg.data,
         "inputs": len(labels), "step": state["step"], "target_skip": cfg.target_skip,
+        "seed": cfg.seed, "channel_group": cfg.channel_group,
+        "counts": meta.get("meta", {}).get("counts", "scalesim"),
         "cost_table": meta.get("path"), "hw": meta.get("meta", {}).get("hw"),
         "accuracy": float(samples["correct"].mean()),
         **{f"{m}_per_input": float(samples[m].mean()) for m in costs.metrics},

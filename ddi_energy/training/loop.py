@@ -15,7 +15,7 @@ import json
 import math
 import os
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pandas as pd
@@ -26,6 +26,7 @@ import yaml
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from ddi_energy.costs.channel_groups import resolve_channel_group
 from ddi_energy.costs.cost_model import CostModel
 from ddi_energy.costs.resource_loss import ResourceLoss
 from ddi_energy.errors import DDIError
@@ -63,10 +64,12 @@ def run_dataset(cfg: TrainConfig, split: str) -> Dataset | ImageFolderStream:
 
 
 def build_model(cfg: TrainConfig, num_classes: int, device: torch.device | str) -> nn.Module:
-    """The run's network, initialized from its seed."""
+    """The run's network, initialized from its seed (`channel_group` already a number: runs
+    record the one `auto` resolved to)."""
+    group = resolve_channel_group(cfg.channel_group, None)
     torch.manual_seed(cfg.seed)
     return get_model(cfg.arch, gating=cfg.gating, exits=cfg.ddi_steps > 0,
-                     num_classes=num_classes).to(device)  # fmt: skip
+                     num_classes=num_classes, channel_group=group).to(device)  # fmt: skip
 
 
 def _trainable(model: nn.Module, stage: str) -> list[nn.Parameter]:
@@ -125,6 +128,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
         cfg = TrainConfig(**{**asdict(cfg), "epochs": 0, "steps": steps,
                              "ddi_steps": steps if cfg.ddi_steps else 0})  # fmt: skip
     table = run_cost_table(cfg)
+    cfg = replace(cfg, channel_group=resolve_channel_group(cfg.channel_group, table))
     model = build_model(cfg, ds.num_classes, device)
     if cfg.init and not resume:
         init_weights(model, cfg)
