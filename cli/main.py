@@ -23,6 +23,9 @@ COUNTS_CHOICE = click.Choice(["scalesim", "physical"])
 GRANULARITY_CHOICE = click.Choice(["channel", "layer"])
 DEFAULT_JOBS = os.cpu_count() or 1
 SWEEP_ROWS_SHOWN = 40  # a larger sweep prints its Pareto-optimal points only
+CHANNEL_GROUP_HELP = ("Channels switched by one channel-gate output (the last group smaller "
+                      "when it does not divide a width), or auto: the array dimension the "
+                      "filters map to (columns under os and ws; 1 under is).")
 COUNTS_HELP = ("Count model: scalesim (SCALE-Sim's counts, artefacts included) or physical (the "
                "same mapping as hardware spends it; see README, Count models).")
 
@@ -287,11 +290,14 @@ def regenerate_tables(out_dir: Path | None) -> None:
 @click.option("--cost-table", "table_spec", default=None,
               help="Price with this cost table instead: a CSV path or a shipped name such as "
                    "resnet74_eyeriss or resnet74_eyeriss_physical.")
+@click.option("--channel-group", default="1", show_default=True,
+              help=CHANNEL_GROUP_HELP)
 @click.option("--per-unit/--no-per-unit", default=True, show_default=True,
               help="Print the per-unit table.")
 def inspect(arch: str, gating: str, exits: bool, hw_spec: str | None, counts: str,
-            table_spec: str | None, per_unit: bool) -> None:  # fmt: skip
+            table_spec: str | None, channel_group: str, per_unit: bool) -> None:  # fmt: skip
     """FLOPs (and energy) per unit of a gated ARCH, the gates' overheads, and totals."""
+    from ddi_energy.costs.channel_groups import resolve_channel_group
     from ddi_energy.costs.cost_model import cost_model
     from ddi_energy.models.zoo import get_model
     from ddi_energy.reporting.overheads import totals_report, unit_report
@@ -304,12 +310,15 @@ def inspect(arch: str, gating: str, exits: bool, hw_spec: str | None, counts: st
                            who="profiled now")  # fmt: skip
     if table is not None:
         click.echo(f"cost table {table.attrs['path']}: {table_models(table.attrs['meta'])}")
-    model = get_model(arch, gating=gating, exits=exits)
+    group = resolve_channel_group(channel_group, table)
+    if channel_group != "1":
+        click.echo(f"channel groups: {group} channel{'s' * (group != 1)} per channel-gate output")
+    model = get_model(arch, gating=gating, exits=exits, channel_group=group)
     costs = cost_model(model, table)
     shown = [m for m in ("flops", "energy_pj") if m in costs.metrics]
     units = unit_report(costs)
     if per_unit:
-        columns = ["unit", "channels", *(c for m in shown for c in (
+        columns = ["unit", "channels", "groups", *(c for m in shown for c in (
             m, f"layer_gate_{m}_%", f"channel_gate_{m}_%"))]
         with pd_display():
             click.echo(units[columns].to_string(index=False))
@@ -445,6 +454,12 @@ def _split(text: str | None, kind: type, option: str) -> list | None:
                        f"{kind.__name__} values") from None
 
 
+def _seeds(text: str | None) -> int | list[int] | None:
+    """`--seeds 3` (a number of seeds) or `--seeds 2,5` (a list)."""
+    values = _split(text, int, "--seeds")
+    return values if text is None or "," in text or not values else values[0]
+
+
 @cli.command()
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
               help="YAML study config (out, hw, losses, targets, pretrain_steps, train: {...}).")
@@ -455,6 +470,12 @@ def _split(text: str | None, kind: type, option: str) -> list | None:
 @click.option("--targets", default=None, help="Skip targets [default: 0.3,0.5,0.7].")
 @click.option("--pretrain-steps", type=int, default=None,
               help="Steps of the shared backbone [default: 300].")
+@click.option("--seeds", default=None,
+              help="Seeds: a number N (0..N-1) or a comma-separated list (e.g. 2,3); every seed "
+                   "trains its own backbone and runs [default: 1].")
+@click.option("--channel-group", "channel_groups", default=None,
+              help="Channel groups to compare, comma-separated: numbers or auto (the array "
+                   "dimension the filters map to) [default: 1].")
 @click.option("--arch", default=None, help="Network [default: resnet8].")
 @click.option("--data", default=None, help="synthetic (default) | cifar10 | folder.")
 @click.option("--data-dir", default=None, help="Dataset directory for cifar10 / folder.")
@@ -465,7 +486,8 @@ def _split(text: str | None, kind: type, option: str) -> list | None:
               help="Weight of E, a fraction of the plain backbone's cost [default: 1.5].")
 @click.option("--device", default=None, help="cpu, cuda, ... [default: cpu].")
 def study(config_path: Path | None, out: str | None, hw: str | None, losses: str | None,
-          targets: str | None, pretrain_steps: int | None, **train: object) -> None:
+          targets: str | None, pretrain_steps: int | None, seeds: str | None,
+          channel_groups: str | None, **train: object) -> None:
     """Fig. 12: train with each loss at each target, evaluate, plot accuracy vs savings."""
     from ddi_energy.experiments.study import load_study_config, run_study
     from ddi_energy.files import cleanup_on_failure
@@ -473,15 +495,24 @@ def study(config_path: Path | None, out: str | None, hw: str | None, losses: str
     overrides = {"out": out, "hw": hw, "losses": _split(losses, str, "--losses"),
                  "targets": _split(targets, float, "--targets"),
                  "pretrain_steps": pretrain_steps,
+                 "seeds": _seeds(seeds),
+                 "channel_groups": _split(channel_groups, str, "--channel-group"),
                  "train": {k: v for k, v in train.items() if v is not None}}  # fmt: skip
     cfg = load_study_config(config_path, overrides)
     out_dir = Path(cfg.out)
-    with cleanup_on_failure(out_dir, keep=lambda: any(out_dir.glob("*/checkpoints/last.pt"))):
+    resumable = "seed*/*/checkpoints/last.pt"
+    with cleanup_on_failure(out_dir, keep=lambda: any(out_dir.glob(resumable))):
         table, figures = run_study(cfg)  # finished runs are kept: a rerun continues from them
     with pd_display():
-        click.echo(table.drop(columns=["skip_ratio_metric"]).to_string(index=False))
-    click.echo(f"wrote {Path(cfg.out) / 'table1.csv'} and "
+        shown = ["loss", "target_skip", "counts", "channel_group", "seeds",
+                 *(f"{c}_{s}" for c in ("accuracy", "flops_savings", "energy_savings",
+                                        "cycles_savings") for s in ("mean", "std"))]  # fmt: skip
+        click.echo(table[shown].to_string(index=False))
+    click.echo(f"wrote {', '.join(str(Path(cfg.out) / f) for f in STUDY_FILES)} and "
                f"{', '.join(str(f) for f in figures)}")
+
+
+STUDY_FILES = ("runs.csv", "table1.csv", "comparison.csv", "matched_flops.csv")
 
 
 class _ManyValues(click.Command):
