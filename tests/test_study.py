@@ -12,6 +12,7 @@ import yaml
 
 from ddi_energy.errors import DDIError
 from ddi_energy.experiments.study import load_study_config, run_study
+from ddi_energy.experiments.study_tables import matched
 from ddi_energy.training.checkpoints import Checkpoints
 from ddi_energy.training.config import load_config
 from ddi_energy.training.loop import train
@@ -29,38 +30,85 @@ def test_study_trains_evaluates_tabulates_and_resumes(tmp_path: Path):
     cfg = load_study_config(None, tiny_study(tmp_path))
     table, figures = run_study(cfg, progress=False)
     out = Path(cfg.out)
-    assert list(table["run"]) == ["pretrain", "flops-t0.50", "energy-t0.50"]
-    assert list(table["loss"]) == ["none", "flops", "energy"]
+    runs = pd.read_csv(out / "runs.csv")
+    assert list(runs["run"]) == ["seed0/pretrain", "seed0/flops-t0.50", "seed0/energy-t0.50"]
+    assert list(runs["loss"]) == ["none", "flops", "energy"]
+    assert list(table["loss"]) == ["none", "flops", "energy"] and set(table["seeds"]) == {1}
     saved = pd.read_csv(out / "table1.csv")
     pd.testing.assert_frame_equal(saved, table, check_dtype=False)
-    ratio = (saved["energy_savings"] / saved["flops_savings"]).where(saved["flops_savings"] > 0)
-    assert saved["energy_per_flops_savings"].tolist() == pytest.approx(ratio.tolist(), nan_ok=True)
+    ratio = (runs["energy_savings"] / runs["flops_savings"]).where(runs["flops_savings"] > 0)
+    assert runs["energy_per_flops_savings"].tolist() == pytest.approx(ratio.tolist(), nan_ok=True)
+    assert table["accuracy_mean"].tolist() == pytest.approx(runs["accuracy"].tolist())
+    assert table["accuracy_std"].isna().all()  # one seed: no spread
     for run in ("pretrain", "flops-t0.50", "energy-t0.50"):
-        assert (out / run / "report.json").exists()
+        assert (out / "seed0" / run / "report.json").exists()
     assert all(f.exists() and f.stat().st_size > 0 for f in figures)
     assert {f.suffix for f in figures} == {".png", ".pdf"}
 
     # Every run starts from the shared backbone: same backbone weights before IADI training.
-    backbone = Checkpoints.load(out / "pretrain" / "checkpoints" / "final.pt")["model"]
-    assert Checkpoints.load(out / "pretrain" / "checkpoints" / "final.pt")["step"] == 2
+    pretrain = out / "seed0" / "pretrain" / "checkpoints" / "final.pt"
+    assert Checkpoints.load(pretrain)["step"] == 2
 
     # Rerunning does no work: checkpoints and reports are reused as they are.
-    stamps = {p: p.stat().st_mtime_ns for p in out.glob("*/checkpoints/final.pt")}
-    stamps |= {p: p.stat().st_mtime_ns for p in out.glob("*/report.json")}
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("seed0/*/checkpoints/final.pt")}
+    stamps |= {p: p.stat().st_mtime_ns for p in out.glob("seed0/*/report.json")}
     again, _ = run_study(cfg, progress=False)
     pd.testing.assert_frame_equal(again, table)
     assert stamps == {p: p.stat().st_mtime_ns for p in stamps}
-    assert backbone.keys()
 
 
-def test_study_resumes_a_killed_run(tmp_path: Path):
-    cfg = load_study_config(None, tiny_study(tmp_path, losses=["energy"]))
-    run_cfg = cfg.run_configs()[0]
-    train(cfg.pretrain_config(), progress=False)
-    train(run_cfg, stop_after=2, progress=False)  # killed inside the run
-    assert not (Path(run_cfg.out) / "checkpoints" / "final.pt").exists()
-    run_study(cfg, progress=False)
-    assert Checkpoints.load(Path(run_cfg.out) / "checkpoints" / "final.pt")["step"] == 3
+def test_study_with_seeds_and_channel_groups(tmp_path: Path):
+    """Two seeds, each with its own backbone; single channels and aligned groups (auto = the
+    14 columns of Eyeriss); Table I's mean and std are those of the per-seed rows."""
+    cfg = load_study_config(None, tiny_study(tmp_path, hw="eyeriss", losses=["flops"], seeds=2,
+                                             channel_groups=[1, "auto"]))  # fmt: skip
+    table, _ = run_study(cfg, progress=False)
+    out = Path(cfg.out)
+    runs = pd.read_csv(out / "runs.csv")
+    assert list(runs["run"]) == [f"seed{s}/{r}" for s in (0, 1) for r in (
+        "pretrain", "flops-t0.50", "flops-t0.50-gauto")]
+    assert list(runs["seed"]) == [0, 0, 0, 1, 1, 1]
+    assert list(runs["channel_group"]) == [1, 1, 14] * 2
+    backbones = [Checkpoints.load(out / f"seed{s}" / "pretrain" / "checkpoints" / "final.pt")
+                 for s in (0, 1)]  # fmt: skip
+    assert [b["config"]["seed"] for b in backbones] == [0, 1]
+    conv = "stage1.0.conv1.weight"
+    assert not torch.equal(backbones[0]["model"][conv], backbones[1]["model"][conv])
+    assert list(zip(table["loss"], table["channel_group"], table["seeds"], strict=True)) == [
+        ("none", 1, 2), ("flops", 1, 2), ("flops", 14, 2)]
+    for _, row in table.iterrows():
+        mine = runs[(runs["loss"] == row["loss"]) & (runs["channel_group"] == row["channel_group"])]
+        for column in ("accuracy", "energy_savings", "cycles_savings"):
+            assert row[f"{column}_mean"] == pytest.approx(mine[column].mean())
+            assert row[f"{column}_std"] == pytest.approx(mine[column].std(ddof=1), nan_ok=True)
+    for name in ("comparison.csv", "matched_flops.csv"):
+        assert (out / name).exists()
+
+
+def test_study_tables_interpolate_at_matched_savings():
+    """Two seeds' curves over two targets: a value inside both is the mean of the two linear
+    interpolations; outside a seed's range that seed does not count; no extrapolation."""
+    rows = []
+    for seed, (a, b) in enumerate(((0.2, 0.4), (0.3, 0.5))):
+        for loss, shift in (("flops", 0.0), ("energy", 0.1)):
+            for target, x, acc in ((0.3, a + shift, 0.9), (0.6, b + shift, 0.8)):
+                rows.append({"seed": seed, "loss": loss, "target_skip": target,
+                             "counts": "scalesim", "channel_group": 1, "energy_savings": x,
+                             "accuracy": acc - 0.01 * seed})  # fmt: skip
+    frame = matched(pd.DataFrame(rows), "energy_savings", ["accuracy"], points=3)
+    # mean curves: flops 0.25..0.45, energy 0.35..0.55: overlap 0.35..0.45
+    assert sorted(set(frame["energy_savings"].round(9))) == pytest.approx([0.35, 0.40, 0.45])
+    flops = frame[frame["loss"] == "flops"].set_index(frame["energy_savings"].round(2)[
+        frame["loss"] == "flops"])  # fmt: skip
+    # at 0.35: seed 0 (0.2..0.4) gives 0.9 - 0.1 * 0.75 = 0.825; seed 1 (0.3..0.5): 0.89 - 0.025
+    assert flops.loc[0.35, "accuracy_mean"] == pytest.approx((0.825 + 0.865) / 2)
+    assert flops.loc[0.35, "seeds"] == 2
+    assert flops.loc[0.45, "seeds"] == 1  # beyond seed 0's curve
+    assert flops.loc[0.45, "accuracy_mean"] == pytest.approx(0.89 - 0.075)
+    assert pd.isna(flops.loc[0.45, "accuracy_std"])
+    apart = pd.DataFrame(rows).assign(energy_savings=lambda f: f["energy_savings"]
+                                      + (f["loss"] == "energy") * 1.0)  # fmt: skip
+    assert matched(apart, "energy_savings", ["accuracy"]).empty  # curves do not overlap
 
 
 def test_init_starts_from_another_run(tmp_path: Path):
@@ -97,6 +145,10 @@ def test_init_starts_from_another_run(tmp_path: Path):
         ({"train": {"stpes": 3}}, ["unknown key 'stpes'"]),
         ({"hw": "no_such_chip"}, ["no_such_chip"]),
         ({"colour": "red"}, ["unknown key 'colour'"]),
+        ({"seeds": 0}, ["seeds = 0: a number >= 1"]),
+        ({"seeds": [1, 1]}, ["a list of distinct seeds"]),
+        ({"channel_groups": ["wide"]}, ["channel_groups = 'wide'", "'auto'"]),
+        ({"train": {"seed": 3}}, ["train.seed: set per run by the study"]),
     ],
 )
 def test_bad_study_configs_are_named(tmp_path: Path, content: dict, words: list[str]):
