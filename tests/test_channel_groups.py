@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import run
 from dynamic_helpers import eval_model, set_bias
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -192,3 +193,21 @@ def test_runs_record_the_resolved_group_and_start_from_single_channel_backbones(
     with pytest.raises(DDIError, match="checkpoint has channel_group = 14, the run asks for 7"):
         train(load_config(None, {**run.__dict__, "channel_group": 7}), resume=True,
               progress=False)  # fmt: skip
+
+
+def test_inspect_shows_groups_and_says_when_auto_means_single_channels(tmp_path: Path, capsys):
+    code, out, _ = run(["inspect", "--arch", "resnet8", "--gating", "mgl2s", "--hw", "eyeriss",
+                        "--channel-group", "auto"], capsys)  # fmt: skip
+    assert code == 0
+    assert "14 channels per channel-gate output" in out
+    assert "14+2" in out and "14+14+4" in out and "14+14+14+14+8" in out
+    text = (Path(__file__).parents[1] / "hw_configs" / "eyeriss.yaml").read_text()
+    (tmp_path / "is.yaml").write_text(text.replace("dataflow: os", "dataflow: is"))
+    code, out, err = run(["inspect", "--arch", "resnet8", "--gating", "mgl2s", "--hw",
+                          str(tmp_path / "is.yaml"), "--channel-group", "auto"], capsys)
+    assert code == 0
+    assert "ddi-energy: warning: channel_group auto on eyeriss" in err
+    assert "1 channel per channel-gate output" in out
+    code, _, err = run(["inspect", "--arch", "resnet8", "--gating", "mgl2s",
+                        "--channel-group", "auto"], capsys)  # fmt: skip
+    assert code == 2 and "'auto' needs a hardware config" in err

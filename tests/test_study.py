@@ -158,3 +158,29 @@ def test_bad_study_configs_are_named(tmp_path: Path, content: dict, words: list[
         load_study_config(path, {}).pretrain_config()
     for word in words:
         assert word in str(err.value)
+
+
+def test_study_figure_draws_the_spread_over_seeds():
+    """One curve per (loss, group) plus the backbone; each point's bars span mean ± std."""
+    from ddi_energy.reporting.study_figure import study_figure
+
+    rows = [("none", 0.0, 1, -0.19, 0.01, 0.90, 0.002)]
+    rows += [(loss, t, g, s, 0.02, 0.89, 0.004) for loss in ("flops", "energy") for g in (1, 14)
+             for t, s in ((0.4, 0.3), (0.6, 0.5))]  # fmt: skip
+    table = pd.DataFrame(rows, columns=["loss", "target_skip", "channel_group",
+                                        "energy_savings_mean", "energy_savings_std",
+                                        "accuracy_mean", "accuracy_std"])  # fmt: skip
+    table["flops_savings_mean"], table["flops_savings_std"] = table["energy_savings_mean"], 0.0
+    table["counts"], table["seeds"] = "scalesim", 3
+    fig = study_figure(table, "resnet8 on eyeriss")
+    energy_ax = fig.axes[0]
+    assert len(energy_ax.containers) == 5
+    labels = [c.get_label() for c in energy_ax.containers]
+    assert "energy loss, groups of 14" in labels and "FLOPs loss, single channels" in labels
+    bars = energy_ax.containers[labels.index("energy loss, groups of 14")]
+    _, _, (xbars, ybars) = bars
+    for segment in xbars.get_segments():  # ±2 points of energy savings around the mean
+        assert segment[1][0] - segment[0][0] == pytest.approx(4.0)
+    for segment in ybars.get_segments():  # ±0.4 points of accuracy
+        assert segment[1][1] - segment[0][1] == pytest.approx(0.8)
+    assert "3 seeds" in fig.texts[0].get_text()
