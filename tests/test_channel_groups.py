@@ -16,6 +16,7 @@ from dynamic_helpers import eval_model, set_bias
 from torch.utils.flop_counter import FlopCounterMode
 
 import ddi_energy
+from ddi_energy.costs.budget import min_budget, set_budget
 from ddi_energy.costs.channel_groups import aligned_group, resolve_channel_group
 from ddi_energy.costs.cost_model import cost_model, sample_costs
 from ddi_energy.costs.poisson_binomial import grouped_expected_cost
@@ -214,3 +215,33 @@ def test_inspect_shows_groups_and_says_when_auto_means_single_channels(tmp_path:
     code, _, err = run(["inspect", "--arch", "resnet8", "--gating", "mgl2s",
                         "--channel-group", "auto"], capsys)  # fmt: skip
     assert code == 2 and "'auto' needs a hardware config" in err
+
+
+@pytest.mark.parametrize("mode", ["flops", "energy"])
+def test_budgets_with_groups_hold_and_their_worst_case_is_a_reachable_count(mode: str):
+    """Grouped exit models under hard budgets: the worst case is taken over the channel counts
+    a grouped unit can run (so it is the table's cost at one of them), no input exceeds a
+    feasible budget, and at the minimum budget an everything-on input lands exactly on it."""
+    table = ddi_energy.load_cost_table("resnet20_eyeriss")
+    column = "flops" if mode == "flops" else "energy_pj"
+    model = eval_model("resnet20", "mgl2s", exits=True, bias=0.5, channel_group=14)
+    cm = cost_model(model, table)
+    for u, unit in enumerate(model.units):  # reachable: the sums of any subset of groups
+        sizes = group_sizes(unit.width, 14)
+        sums = {sum(c) for k in range(len(sizes) + 1) for c in itertools.combinations(sizes, k)}
+        assert {int(n) for n in cm.reachable[u].nonzero().flatten()} == sums
+    x = torch.randn(6, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    free = sample_costs(model, model(x).decisions, table)[column]
+    for fraction in (0.4, 0.7, 1.0):
+        limit = max(fraction * free.max(), min_budget(cm, column))
+        set_budget(model, limit, mode, costs=cm)
+        costs = sample_costs(model, model(x).decisions, table)
+        assert (costs[column] <= limit * (1 + 1e-12)).all()
+    on = eval_model("resnet20", "mgl2s", exits=True, bias=1000.0, channel_group=14)
+    minimum = min_budget(cm, column)
+    set_budget(on, minimum, mode, table)
+    costs = sample_costs(on, on(x[:3]).decisions, table)
+    assert (costs["exit"] == 0).all()
+    assert costs[column].tolist() == pytest.approx([minimum] * 3, rel=1e-12)
+    set_budget(model, None)
+    set_budget(on, None)
