@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from machine_load import load
 
 from ddi_energy.engines.analytic import AnalyticEngine
 from ddi_energy.engines.scalesim_engine import ScaleSimEngine
@@ -51,10 +52,6 @@ IMAGENET_TARGET_S = 10.0
 def mb(maxrss_kb: int) -> float:
     """ru_maxrss is in kB on Linux."""
     return maxrss_kb / 1024
-
-
-def load() -> str:
-    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def timed_table(specs, hw, engine, jobs: int) -> tuple[pd.DataFrame, float]:

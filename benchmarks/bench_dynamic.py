@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -62,6 +61,7 @@ from typing import Any
 
 import pandas as pd
 import torch
+from machine_load import load
 from torch import Tensor, nn
 
 import ddi_energy
@@ -418,7 +418,7 @@ def quick(args: argparse.Namespace) -> None:
     names, best = quick_eval(args.arch, table, args.inputs, args.seed, args.calib_inputs)
     plain_step, mgl2s_step = quick_train(args.arch, table, args.batch, args.alpha, args.seed)
     print(f"{args.arch}, torch {torch.__version__}, {torch.get_num_threads()} thread(s); "
-          f"best of {QUICK_REPEATS} interleaved repeats; load average {os.getloadavg()[0]:.1f}")
+          f"best of {QUICK_REPEATS} interleaved repeats; {load()}")
     for name, b in zip(names, best, strict=True):
         print(f"  batch-1 eval  {name:<38} {1e3 * b:8.2f} ms  {best[0] / b:5.2f}x")
     print(f"  train step    plain, batch {args.batch:<26} {plain_step:8.3f} s")
@@ -486,8 +486,7 @@ def main() -> None:
     costs = [row_costs(row, batch, table) for row in rows]
 
     print(f"{args.arch} at {shape[1]}x{shape[2]}, torch {torch.__version__}, {args.threads} "
-          f"threads, table {table_name}, a = {args.alpha}, load average "
-          f"{os.getloadavg()[0]:.1f}\n")
+          f"threads, table {table_name}, a = {args.alpha}, {load()}\n")
     if not args.eval_only:
         medians, mins = print_training(times, args.arch, args.batch, args.warmup)
         print_resource(medians, mins, loss_times, args.loss_repeats)

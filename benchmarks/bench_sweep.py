@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from machine_load import load
 
 from ddi_energy.hardware.config import load_hw
 from ddi_energy.tables.build import run_profile, table_stem
@@ -45,9 +46,6 @@ GRID = {
 CORNERS = {"dataflow": ["os", "ws"], "array.rows": [8, 128], "array.cols": [8, 128],
            "sram_kB.ifmap": [64], "sram_kB.ofmap": [16, 256]}  # fmt: skip
 
-
-def load() -> str:
-    return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def folder_bytes(directory: Path) -> int:
