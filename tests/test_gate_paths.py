@@ -3,29 +3,41 @@
 from __future__ import annotations
 
 import copy
+import math
 
+import pytest
 import torch
 from dynamic_helpers import eval_model
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
+import ddi_energy
 from ddi_energy.costs.budget import set_budget
-from ddi_energy.costs.cost_model import cost_model
+from ddi_energy.costs.cost_model import cost_model, sample_costs
 from ddi_energy.models.dynamic import Decisions
-from ddi_energy.models.gates import RecurrentGate, lstm_step
+from ddi_energy.models.gates import LinearLSTMCell, RecurrentGate, fc_layer
+from ddi_energy.models.inference import for_inference
 
 
-def test_lstm_step_is_torch_lstm_cell():
-    """The fused step (two addmm, one sigmoid) is nn.LSTMCell with a zero recurrent bias."""
+def test_lstm_cell_is_torch_lstm_cell_and_counts_its_two_layers():
+    """The gate's cell is nn.LSTMCell with a zero recurrent bias, and FlopCounterMode sees in
+    one step exactly the `ih` and `hh` layers the cost accounting lists."""
     torch.manual_seed(0)
     ref = nn.LSTMCell(10, 10)
     with torch.no_grad():
         ref.bias_hh.zero_()
+    cell = LinearLSTMCell(10, 10)
+    cell.load_state_dict({"ih.weight": ref.weight_ih, "ih.bias": ref.bias_ih,
+                          "hh.weight": ref.weight_hh})  # fmt: skip
     x, h, c = torch.randn(5, 10), torch.randn(5, 10), torch.randn(5, 10)
     h_ref, c_ref = ref(x, (h, c))
-    h_new, (h2, c_new) = lstm_step(x, (h, c), ref.weight_ih.t(), ref.bias_ih, ref.weight_hh.t())
+    with FlopCounterMode(display=False) as counter:
+        h_new, (h2, c_new) = cell(x, (h, c))
     torch.testing.assert_close(h_new, h_ref, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(c_new, c_ref, rtol=1e-6, atol=1e-6)
     assert h2 is h_new
+    layers = [fc_layer("ih", cell.ih), fc_layer("hh", cell.hh)]
+    assert counter.get_total_flops() == 5 * sum(2 * layer.macs for layer in layers)
 
 
 def _steps(gate: RecurrentGate, xs: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -102,3 +114,56 @@ def test_eval_decisions_under_halting_match_batch_1():
             torch.testing.assert_close(single.logits, batched.logits[i:i + 1], rtol=1e-4,
                                        atol=1e-4 * max(1.0, float(batched.logits.abs().max())))
     assert mixed  # some budget halted the inputs at different outputs
+
+
+@pytest.mark.parametrize(("arch", "gating"), [("resnet14", "mgl2s"), ("resnet14", "layer"),
+                                              ("resnet14", "channel-rnn"), ("resnet20", None),
+                                              ("densenet100", "mgl2s")])  # fmt: skip
+def test_for_inference_computes_what_the_model_computes(arch: str, gating: str | None):
+    """BN folded and gate weights channels-last: the same outputs and decisions, batched and at
+    batch 1, and FlopCounterMode still counts what `sample_costs` prices; the original is
+    untouched. Every other unit keeps no channel: its body outputs the folded conv's bias.
+    DenseNet's BNs come before their convs: nothing of its backbone folds."""
+    if gating is None:
+        model = ddi_energy.get_model(arch).eval()
+    else:
+        model = eval_model(arch, gating, exits=True)
+        set_budget(model, math.inf)  # every exit runs
+        for unit in model.units[1::2]:  # no channel kept: the output is the folded bias
+            if unit.cgate is not None:
+                with torch.no_grad():
+                    unit.cgate.fc.weight.zero_()
+                    unit.cgate.fc.bias.fill_(-30.0)
+    bns = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    fast = for_inference(model)
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    x = x * torch.tensor([0.2, 1.0, 3.0, 8.0])[:, None, None, None]
+    with torch.no_grad():
+        ref, out = model(x), fast(x)
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == bns
+    left = sum(isinstance(m, nn.BatchNorm2d) for m in fast.modules())
+    if gating is None:
+        assert left == 0
+        torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max()))
+        return
+    tol = {"rtol": 1e-4, "atol": 1e-4 * max(1.0, float(ref.logits.abs().max()))}
+    torch.testing.assert_close(out.logits, ref.logits, **tol)
+    for a, b in zip(out.exit_logits, ref.exit_logits, strict=True):
+        torch.testing.assert_close(a, b, **tol)
+    _same_decisions(out.decisions, ref.decisions)
+    if arch.startswith("densenet"):
+        assert 0 < left < bns  # the gates' and exits' conv-BN pairs fold, the backbone's not
+    else:
+        assert left == 0
+    if model.units[1].cgate is not None:
+        d = out.decisions
+        assert not any(c.any() for c in d.channels[1::2]) and d.executed[:, 1::2].any()
+    for unit in fast.units:
+        if unit.cgate is not None and hasattr(unit.cgate, "conv"):
+            assert unit.cgate.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    for i in range(4):
+        single = x[i:i + 1]
+        with FlopCounterMode(display=False) as counter:
+            one = fast(single)
+        assert counter.get_total_flops() == sample_costs(fast, one.decisions)["flops"][0]
+        torch.testing.assert_close(one.logits, out.logits[i:i + 1], **tol)

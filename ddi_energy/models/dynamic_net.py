@@ -274,14 +274,16 @@ class DynamicNet(nn.Module):
         return DDIOutput(logits, log.decisions(), exit_logits)
 
 
-def _bn_subset(x: Tensor, bn: nn.BatchNorm2d, idx: Tensor) -> Tensor:
-    """Inference BN over the channels `idx` only."""
+def _bn_subset(x: Tensor, bn: nn.Module, idx: Tensor) -> Tensor:
+    """Inference BN over the channels `idx` only (none if it was folded into the conv)."""
+    if not isinstance(bn, nn.BatchNorm2d):
+        return x
     mean, var, weight, bias = (t.index_select(0, idx) for t in
                                (bn.running_mean, bn.running_var, bn.weight, bn.bias))  # fmt: skip
     return nn.functional.batch_norm(x, mean, var, weight, bias, False, 0.0, bn.eps)
 
 
-def masked_chain(x: Tensor, convs: Sequence[nn.Conv2d], bns: Sequence[nn.BatchNorm2d],
+def masked_chain(x: Tensor, convs: Sequence[nn.Conv2d], bns: Sequence[nn.Module],
                  gate: Tensor | None) -> Tensor:  # fmt: skip
     """convs[-1](… gate · ReLU(bns[i](convs[i](…)))): conv i < last is followed by BN i, ReLU and
     the channel gate, so the gated channels are the outputs of every conv but the last and the
@@ -294,14 +296,15 @@ def masked_chain(x: Tensor, convs: Sequence[nn.Conv2d], bns: Sequence[nn.BatchNo
     return convs[-1](h)
 
 
-def sliced_chain(x: Tensor, convs: Sequence[nn.Conv2d], bns: Sequence[nn.BatchNorm2d],
+def sliced_chain(x: Tensor, convs: Sequence[nn.Conv2d], bns: Sequence[nn.Module],
                  mask: Tensor | None) -> Tensor:  # fmt: skip
     """`masked_chain` at inference, computing only the channels some row of `mask` keeps.
 
     The first conv runs only the kept filters, the middle ones only kept filters on kept inputs,
     the last reads only the kept inputs; rows of a batch that keep fewer channels are masked (at
-    batch size 1 nothing is). With no channel kept no conv runs and the result is zeros. One
-    host sync (the kept channels' indices); weights are sliced with `index_select`.
+    batch size 1 nothing is). With no channel kept no conv runs and the result is the last
+    conv's bias (zeros without one). One host sync (the kept channels' indices); weights (and
+    the biases of BN-folded convs, `ddi_energy.models.inference`) are sliced with `index_select`.
     """
     if mask is None:
         return masked_chain(x, convs, bns, None)
@@ -309,21 +312,23 @@ def sliced_chain(x: Tensor, convs: Sequence[nn.Conv2d], bns: Sequence[nn.BatchNo
     keep = (mask[0] if batch == 1 else mask.any(0)).nonzero().squeeze(1)
     if keep.numel() == mask.shape[1]:  # every channel runs: the plain chain, rows masked
         return masked_chain(x, convs, bns, None if batch == 1 else mask.to(x.dtype))
+    last = convs[-1]
     if keep.numel() == 0:
         h, w = x.shape[2], x.shape[3]
         for conv in convs:
             h, w = conv_out_size(conv, h, w)
-        return x.new_zeros((batch, convs[-1].out_channels, h, w))
+        out = x.new_zeros((batch, last.out_channels, h, w))
+        return out if last.bias is None else out.add_(last.bias[:, None, None])
     h = x
     for i, (conv, bn) in enumerate(zip(convs[:-1], bns, strict=True)):
         weight = conv.weight.index_select(0, keep)
         weight = weight if i == 0 else weight.index_select(1, keep)
-        h = nn.functional.conv2d(h, weight, None, conv.stride, conv.padding)
+        bias = None if conv.bias is None else conv.bias.index_select(0, keep)
+        h = nn.functional.conv2d(h, weight, bias, conv.stride, conv.padding)
         h = torch.relu_(_bn_subset(h, bn, keep))
         if batch > 1:
             h = h * mask[:, keep, None, None].to(h.dtype)
-    last = convs[-1]
-    return nn.functional.conv2d(h, last.weight.index_select(1, keep), None, last.stride,
+    return nn.functional.conv2d(h, last.weight.index_select(1, keep), last.bias, last.stride,
                                 last.padding)  # fmt: skip
 
 

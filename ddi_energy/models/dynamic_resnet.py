@@ -34,7 +34,7 @@ class GatedResidual(GatedUnit):
 
     shortcut: nn.Module
 
-    def _chain(self) -> tuple[list[nn.Conv2d], list[nn.BatchNorm2d], nn.BatchNorm2d]:
+    def _chain(self) -> tuple[list[nn.Conv2d], list[nn.Module], nn.Module]:
         convs = [getattr(self, name) for name in self.gated_convs]
         bns = [getattr(self, f"bn{i + 1}") for i in range(len(convs))]
         return convs, bns[:-1], bns[-1]
@@ -85,6 +85,7 @@ class DynamicResNet(ResidualNet):
     """CIFAR ResNet-(6n+2) with MGL2S gating (see `GATINGS`) and optional RADI exits."""
 
     input_size: tuple[int, int, int] = (3, 32, 32)
+    conv_bn = (("conv1", "bn1"),)  # the stem
 
     def __init__(self, n: int, arch: str, gating: str = "mgl2s", exits: bool = False,
                  num_classes: int = 10, channel_group: int = 1) -> None:  # fmt: skip

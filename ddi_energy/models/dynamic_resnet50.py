@@ -52,6 +52,7 @@ class DynamicBottleneckResNet(ResidualNet):
     """ImageNet bottleneck ResNet with MGL2S gating (see `GATINGS`) and optional RADI exits."""
 
     input_size: tuple[int, int, int] = (3, 224, 224)
+    conv_bn = (("conv1", "bn1"),)  # the stem
 
     def __init__(self, arch: str, blocks: tuple[int, ...] = (3, 4, 6, 3), gating: str = "mgl2s",
                  exits: bool = False, num_classes: int = 1000,

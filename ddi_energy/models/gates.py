@@ -14,9 +14,9 @@ The LSTM is written with two `nn.Linear`s instead of `nn.LSTMCell` so that the m
 
 Speed: a gate step runs on a (B, 10) vector, where every PyTorch operator costs its fixed
 overhead (µs) and nothing else, so the steps are written in as few operators as possible: the
-1×1 projection of the pooled map as one matmul, the recurrent matmul fused into the input one
-(`addmm`), one sigmoid for the i/f/o gates, no `nn.Module` call inside a step, and (without
-autograd) the weights looked up once.
+1×1 projection of the pooled map as one matmul, the LSTM step as ATen's `torch.lstm_cell` (one
+call from Python; its two matmuls are still the `ih` and `hh` layers `FlopCounterMode` sees),
+no `nn.Module` call inside a step, and (without autograd) the weights looked up once.
 """
 
 from __future__ import annotations
@@ -63,21 +63,8 @@ class LinearLSTMCell(nn.Module):
         return z, z
 
     def forward(self, x: Tensor, state: LstmState) -> tuple[Tensor, LstmState]:
-        return lstm_step(x, state, self.ih.weight.t(), self.ih.bias, self.hh.weight.t())
-
-
-def lstm_step(x: Tensor, state: LstmState, ih_t: Tensor, ih_bias: Tensor,
-              hh_t: Tensor) -> tuple[Tensor, LstmState]:  # fmt: skip
-    """One LSTM step given the transposed input and recurrent weights (n_in or hidden, 4·hidden):
-    i, f, g, o = x·ih_t + ih_bias + h·hh_t (two `addmm`s), c' = σ(f)·c + σ(i)·tanh(g),
-    h' = σ(o)·tanh(c')."""
-    h, c = state
-    n = hh_t.shape[0]
-    z = torch.addmm(torch.addmm(ih_bias, x, ih_t), h, hh_t)
-    s = torch.sigmoid(z)  # the i, f and o gates (and an unused slice for g)
-    c = torch.addcmul(s[:, n:2 * n] * c, s[:, :n], torch.tanh(z[:, 2 * n:3 * n]))
-    h = s[:, 3 * n:] * torch.tanh(c)
-    return h, (h, c)
+        h, c = torch.lstm_cell(x, state, self.ih.weight, self.hh.weight, self.ih.bias)
+        return h, (h, c)
 
 
 class RecurrentGate(nn.Module):
@@ -103,15 +90,15 @@ class RecurrentGate(nn.Module):
 
     def forward(self, unit: int, x: Tensor, state: LstmState | None) -> tuple[Tensor, LstmState]:
         """Probabilities (B, outputs[unit]) for unit `unit` given its input feature map."""
-        proj_t, proj_b, ih_t, ih_b, hh_t, head_t, head_b = self._weights(unit)
+        proj_t, proj_b, ih_w, ih_b, hh_w, head_t, head_b = self._weights(unit)
         e = torch.addmm(proj_b, x.mean((2, 3)), proj_t)  # the 1×1 conv of the pooled map
         if state is None:
             state = self.cell.zero_state(x.shape[0], e)
-        h, state = lstm_step(e, state, ih_t, ih_b, hh_t)
-        return torch.sigmoid(torch.addmm(head_b, h, head_t)), state
+        h, c = torch.lstm_cell(e, state, ih_w, hh_w, ih_b)
+        return torch.sigmoid(torch.addmm(head_b, h, head_t)), (h, c)
 
     def _weights(self, unit: int) -> tuple[Tensor, ...]:
-        """Unit `unit`'s step weights as matrices (transposed views of the parameters).
+        """Unit `unit`'s step weights: the LSTM's as they are, the others as transposed views.
 
         Without autograd they are kept between calls: finding seven parameters through
         `nn.Module` attribute lookups cost about a third of a batch-1 step. Views follow
@@ -127,8 +114,8 @@ class RecurrentGate(nn.Module):
 
     def _make_weights(self, unit: int) -> tuple[Tensor, ...]:
         proj, cell, head = self.proj[unit], self.cell, self.head(unit)
-        return (proj.weight.flatten(1).t(), proj.bias, cell.ih.weight.t(), cell.ih.bias,
-                cell.hh.weight.t(), head.weight.t(), head.bias)  # fmt: skip
+        return (proj.weight.flatten(1).t(), proj.bias, cell.ih.weight, cell.ih.bias,
+                cell.hh.weight, head.weight.t(), head.bias)  # fmt: skip
 
     def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> RecurrentGate:
         self._cache = {}
@@ -154,6 +141,9 @@ class RecurrentGate(nn.Module):
 
 class ChannelGateCNN(nn.Module):
     """3×3/2 conv c→c, BN-ReLU, global average pool, FC c×k, sigmoid: k channel probabilities."""
+
+    conv_bn = (("conv", "bn"),)
+    channels_last = ("conv",)  # at inference, see `ddi_energy.models.inference`
 
     def __init__(self, in_channels: int, channels: int, init_bias: float) -> None:
         super().__init__()

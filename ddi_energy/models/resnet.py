@@ -41,6 +41,8 @@ def init_resnet_weights(model: nn.Module) -> None:
 class BasicBlock(nn.Module):
     """conv3×3-BN-ReLU-conv3×3-BN plus shortcut, then ReLU."""
 
+    conv_bn = (("conv1", "bn1"), ("conv2", "bn2"))  # BN right after conv: foldable at inference
+
     def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
@@ -67,6 +69,7 @@ class ResNet(nn.Module):
     """CIFAR ResNet-(6n+2) on 32×32 inputs."""
 
     input_size: tuple[int, int, int] = (3, 32, 32)
+    conv_bn = (("conv1", "bn1"),)
 
     def __init__(self, n: int, num_classes: int = 10) -> None:
         super().__init__()

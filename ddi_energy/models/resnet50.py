@@ -36,6 +36,8 @@ EXPANSION = 4
 class Bottleneck(nn.Module):
     """1×1 conv-BN-ReLU, 3×3 conv (stride here)-BN-ReLU, 1×1 conv-BN, plus shortcut, then ReLU."""
 
+    conv_bn = (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"))
+
     def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
         super().__init__()
         out = planes * EXPANSION
@@ -82,6 +84,7 @@ class BottleneckResNet(nn.Module):
     """ImageNet ResNet with bottleneck blocks; `blocks=(3, 4, 6, 3)` is ResNet-50."""
 
     input_size: tuple[int, int, int] = (3, 224, 224)
+    conv_bn = (("conv1", "bn1"),)  # the stem
 
     def __init__(self, blocks: tuple[int, ...] = (3, 4, 6, 3), num_classes: int = 1000) -> None:
         super().__init__()
