@@ -68,7 +68,6 @@ import ddi_energy
 from ddi_energy.costs.cost_model import CostModel
 from ddi_energy.costs.resource_loss import ResourceLoss
 from ddi_energy.models.dynamic import DDIOutput, GateProbs
-from ddi_energy.models.inference import for_inference
 from ddi_energy.models.registry import model_cfg
 
 MODES = ("flops", "energy", "latency")
@@ -308,7 +307,7 @@ def eval_rows(arch: str, table: pd.DataFrame | None, levels: list[float], seed: 
         model, bias = calibrated(base, family, target, costs, x, plain_flops)
         rows.append(EvalRow(f"mgl2s {family} ~{target:.0%} (bias {bias:+.2f})", model, True))
     for row in rows:  # every model, the plain one too, gets the same inference rewrite
-        row.model = for_inference(row.model)
+        row.model = ddi_energy.for_inference(row.model)
     return rows, plain_flops
 
 

@@ -19,6 +19,7 @@ _LAZY = {
     "GATINGS": "ddi_energy.models.dynamic",
     "ResourceLoss": "ddi_energy.costs.resource_loss",
     "cost_model": "ddi_energy.costs.cost_model",
+    "for_inference": "ddi_energy.models.inference",
     "get_model": "ddi_energy.models.zoo",
     "list_models": "ddi_energy.models.zoo",
     "load_pretrained": "ddi_energy.models.pretrained",

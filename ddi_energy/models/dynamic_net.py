@@ -236,9 +236,12 @@ class DynamicNet(nn.Module):
             executed = run = p_chan = None  # None: every row runs the unit
             if self.layer_gate is not None:
                 p_layer, states["layer"] = self.layer_gate(u, x, states.get("layer"))
-                executed = p_layer[:, 0] > 0.5
-                run = executed.nonzero().squeeze(1)  # the one host sync of a layer decision
-                run = None if run.numel() == x.shape[0] else run
+                executed = p_layer[:, 0] > 0.5  # the one host sync of a layer decision:
+                if x.shape[0] == 1:  # a bool at batch 1 (a third of the time of `nonzero`)
+                    run = None if bool(executed) else every[:0]
+                else:
+                    run = executed.nonzero().squeeze(1)
+                    run = None if run.numel() == x.shape[0] else run
             if self.channel_gate is not None:  # recurrent: steps wherever the unit is reached
                 p_chan, states["channel"] = self.channel_gate(u, x, states.get("channel"))
             mask = None
