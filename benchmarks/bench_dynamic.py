@@ -34,10 +34,14 @@ every readout weight and sets a large bias: everything runs, and every gate is c
 `--inputs` random inputs run `--repeats` times, every model on the same input back to back in a
 rotated order; per input the best (and the median) of the repeats is kept, then times are
 averaged over inputs; speedups are plain time / model time. FLOPs per input are
-`sample_costs(model, decisions, table)["flops"]` (gates included).
+`sample_costs(model, decisions, table)["flops"]` (gates included). Every model timed, the plain
+one too, is `ddi_energy.for_inference(model)`: BN folded into the convs (and the CNN gate's
+conv weights channels-last; the plain network has no such conv).
 
 `--quick`: (c) for the plain network, the gate-free wrapper and mixed gating at ~50 % FLOPs
-saved (`--inputs` inputs, best of 3 interleaved repeats each, mean over inputs) and (a) for the
+saved (`--inputs` inputs, best of 3 interleaved repeats each, mean over inputs), plus the bound
+for that mixed network: its backbone work with the same decisions replayed and no gate computed
+(`FreeGates`: what the gates cost is the gap between the two rows), and (a) for the
 plain network and MGL2S with CE + α·E (flops) (best of 3 interleaved steps after one warm-up);
 it ends with one line: batch-1 speed vs plain at ~50 % FLOPs saved, gate-free wrapper speed vs
 plain, MGL2S training step time / plain.
