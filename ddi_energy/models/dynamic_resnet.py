@@ -23,6 +23,7 @@ from ddi_energy.models.dynamic_net import (
     sliced_chain,
 )
 from ddi_energy.models.exits import exit_positions
+from ddi_energy.models.gated_ops import gated_residual
 from ddi_energy.models.gates import ChannelGateCNN
 from ddi_energy.models.resnet import WIDTHS, BasicBlock
 from ddi_energy.workload.shapes import Layer
@@ -43,7 +44,7 @@ class GatedResidual(GatedUnit):
                    g_chan: Tensor | None) -> Tensor:  # fmt: skip
         convs, bns, bn_last = self._chain()
         body = bn_last(masked_chain(x, convs, bns, g_chan))
-        return torch.relu_(torch.addcmul(self.shortcut(x), g_layer[:, None, None, None], body))
+        return gated_residual(self.shortcut(x), g_layer, body)
 
     def eval_step(self, x: Tensor, state: dict[str, Any], run: Tensor,
                   mask: Tensor | None) -> Tensor:  # fmt: skip

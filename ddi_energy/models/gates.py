@@ -26,6 +26,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from ddi_energy.models.gated_ops import spatial_mean
 from ddi_energy.workload.shapes import Layer
 
 EMBED = 10  # SkipNet/paper: 1×1 conv to 10, LSTM hidden size 10
@@ -91,7 +92,7 @@ class RecurrentGate(nn.Module):
     def forward(self, unit: int, x: Tensor, state: LstmState | None) -> tuple[Tensor, LstmState]:
         """Probabilities (B, outputs[unit]) for unit `unit` given its input feature map."""
         proj_t, proj_b, ih_w, ih_b, hh_w, head_t, head_b = self._weights(unit)
-        e = torch.addmm(proj_b, x.mean((2, 3)), proj_t)  # the 1×1 conv of the pooled map
+        e = torch.addmm(proj_b, spatial_mean(x), proj_t)  # the 1×1 conv of the pooled map
         if state is None:
             state = self.cell.zero_state(x.shape[0], e)
         h, c = torch.lstm_cell(e, state, ih_w, hh_w, ih_b)
