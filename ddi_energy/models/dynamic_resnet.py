@@ -36,8 +36,9 @@ class GatedResidual(GatedUnit):
     shortcut: nn.Module
 
     def _chain(self) -> tuple[list[nn.Conv2d], list[nn.Module], nn.Module]:
-        convs = [getattr(self, name) for name in self.gated_convs]
-        bns = [getattr(self, f"bn{i + 1}") for i in range(len(convs))]
+        modules = self._modules  # dict lookups: `getattr` would try `__dict__` first (µs each)
+        convs = [modules[name] for name in self.gated_convs]
+        bns = [modules[f"bn{i + 1}"] for i in range(len(convs))]
         return convs, bns[:-1], bns[-1]
 
     def train_step(self, x: Tensor, state: dict[str, Any], g_layer: Tensor,
@@ -50,8 +51,8 @@ class GatedResidual(GatedUnit):
                   mask: Tensor | None) -> Tensor:  # fmt: skip
         convs, bns, bn_last = self._chain()
         y = self.shortcut(x)
-        if run.numel() == x.shape[0]:
-            return torch.relu_(y + bn_last(sliced_chain(x, convs, bns, mask)))
+        if run.numel() == x.shape[0]:  # the body is a fresh tensor: add the shortcut in place
+            return torch.relu_(bn_last(sliced_chain(x, convs, bns, mask)).add_(y))
         if run.numel():
             return torch.relu_(y.index_add(0, run, bn_last(sliced_chain(x[run], convs, bns, mask))))
         return torch.relu(y)  # y may be x itself (identity shortcut): not in place
