@@ -41,7 +41,9 @@ conv weights channels-last; the plain network has no such conv).
 `--quick`: (c) for the plain network, the gate-free wrapper and mixed gating at ~50 % FLOPs
 saved (`--inputs` inputs, best of 3 interleaved repeats each, mean over inputs), plus the bound
 for that mixed network: its backbone work with the same decisions replayed and no gate computed
-(`FreeGates`: what the gates cost is the gap between the two rows), and (a) for the
+(`FreeGates`: what the gates cost is the gap between the two rows), the gates' floor (their
+convolutions and LSTM cells alone in hot loops, `gate_floor`) beside the time all gate work
+would have to fit in for 1.2×, and (a) for the
 plain network and MGL2S with CE + α·E (flops) (best of 3 interleaved steps after one warm-up);
 it ends with one line: batch-1 speed vs plain at ~50 % FLOPs saved, gate-free wrapper speed vs
 plain, MGL2S training step time / plain.
@@ -411,8 +413,54 @@ class FreeGates:
         return model.head(h)
 
 
+def hot_seconds(fn: Callable[[], object], calls: int = 200) -> float:
+    """Seconds per call of `fn()` called `calls` times in a row (hot caches), best of 5."""
+    fn()
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        best = min(best, (time.perf_counter() - start) / calls)
+    return best
+
+
+@torch.no_grad()
+def gate_floor(free: FreeGates, inputs: list[Tensor]) -> float:
+    """Mean seconds per input of the operators no gate can do without, each timed alone in a hot
+    loop: the convolutions of the channel gates of the units the input executes, and one LSTM
+    cell per unit for the layer gate. What the gates cost inside the forward is more."""
+    model = free.model
+    recorded: dict[int, list[tuple[nn.Conv2d, Tensor]]] = {}
+    hooks = [conv.register_forward_hook(
+                 lambda m, i, o, u=u: recorded.setdefault(u, []).append((m, i[0])))
+             for u, unit in enumerate(model.units) if unit.cgate is not None
+             for conv in unit.cgate.modules() if isinstance(conv, nn.Conv2d)]  # fmt: skip
+    h, states, every = model.stem(inputs[0]), {}, torch.arange(1)
+    for unit in model.units:  # every unit runs once, for the shapes its gate's convs see
+        h = unit.enter(h, states)
+        if unit.cgate is not None:
+            unit.cgate(h)
+        h = unit.eval_step(h, states, every, None)
+    for hook in hooks:
+        hook.remove()
+    conv_s = {u: sum(hot_seconds(lambda m=m, x=x: nn.functional.conv2d(
+                         x, m.weight, m.bias, m.stride, m.padding)) for m, x in convs)
+              for u, convs in recorded.items()}  # fmt: skip
+    cell_s = 0.0
+    if model.layer_gate is not None:
+        cell = model.layer_gate.cell
+        e = torch.zeros(1, cell.ih.in_features)
+        state = cell.zero_state(1, e)
+        cell_s = hot_seconds(lambda: torch.lstm_cell(e, state, cell.ih.weight, cell.hh.weight,
+                                                     cell.ih.bias))  # fmt: skip
+    per_input = [sum(conv_s.get(u, 0.0) for u, (run, _) in enumerate(free.plans[id(x)])
+                     if run.numel()) + cell_s * len(model.units) for x in inputs]  # fmt: skip
+    return statistics.mean(per_input)
+
+
 def quick_eval(arch: str, table: pd.DataFrame | None, inputs: int, seed: int,
-               calib_inputs: int) -> tuple[list[str], list[float]]:  # fmt: skip
+               calib_inputs: int) -> tuple[list[str], list[float], float]:  # fmt: skip
     """Batch-1 seconds (best of 3 interleaved repeats per input, mean over inputs) of the plain
     network, the gate-free wrapper, MGL2S with ~50 % of the FLOPs saved (mixed bias) and the
     same MGL2S with its decisions replayed without computing gates (`FreeGates`)."""
@@ -420,10 +468,11 @@ def quick_eval(arch: str, table: pd.DataFrame | None, inputs: int, seed: int,
     rows = rows[:2] + [r for r in rows if r.name.startswith("mgl2s mixed")]
     gen = torch.Generator().manual_seed(seed + 2)
     xs = [torch.randn(1, *input_shape(arch), generator=gen) for _ in range(inputs)]
-    rows.append(EvalRow("  same decisions, gates free (bound)", FreeGates(rows[2].model, xs),
-                        False))  # fmt: skip
+    free = FreeGates(rows[2].model, xs)
+    rows.append(EvalRow("  same decisions, gates free (bound)", free, False))
     times = bench_eval(rows, xs, QUICK_REPEATS)
-    return [r.name for r in rows], [statistics.mean(min(t) for t in row_t) for row_t in times]
+    best = [statistics.mean(min(t) for t in row_t) for row_t in times]
+    return [r.name for r in rows], best, gate_floor(free, xs)
 
 
 def quick_train(arch: str, table: pd.DataFrame | None, batch: int, alpha: float,
@@ -448,12 +497,15 @@ def quick(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     table_name = args.table or f"{args.arch}_eyeriss"
     table = None if table_name == "none" else ddi_energy.load_cost_table(table_name)
-    names, best = quick_eval(args.arch, table, args.inputs, args.seed, args.calib_inputs)
+    names, best, floor = quick_eval(args.arch, table, args.inputs, args.seed,
+                                    args.calib_inputs)  # fmt: skip
     plain_step, mgl2s_step = quick_train(args.arch, table, args.batch, args.alpha, args.seed)
     print(f"{args.arch}, torch {torch.__version__}, {torch.get_num_threads()} thread(s); "
           f"best of {QUICK_REPEATS} interleaved repeats; {load()}")
     for name, b in zip(names, best, strict=True):
         print(f"  batch-1 eval  {name:<38} {1e3 * b:8.2f} ms  {best[0] / b:5.2f}x")
+    print(f"  gates' floor  their convs + LSTM cells alone, hot loop     {1e3 * floor:8.2f} ms; "
+          f"for 1.2x all gate work must fit in {1e3 * (best[0] / 1.2 - best[3]):.2f} ms")
     print(f"  train step    plain, batch {args.batch:<26} {plain_step:8.3f} s")
     print(f"  train step    mgl2s, CE + a*E (flops){'':<16} {mgl2s_step:8.3f} s  "
           f"{mgl2s_step / plain_step:5.2f}x")
