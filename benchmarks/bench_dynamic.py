@@ -431,21 +431,17 @@ def gate_floor(free: FreeGates, inputs: list[Tensor]) -> float:
     loop: the convolutions of the channel gates of the units the input executes, and one LSTM
     cell per unit for the layer gate. What the gates cost inside the forward is more."""
     model = free.model
-    recorded: dict[int, list[tuple[nn.Conv2d, Tensor]]] = {}
+    recorded: dict[int, dict[nn.Conv2d, Tensor]] = {}  # per unit, each gate conv's input
     hooks = [conv.register_forward_hook(
-                 lambda m, i, o, u=u: recorded.setdefault(u, []).append((m, i[0])))
+                 lambda m, i, o, u=u: recorded.setdefault(u, {}).setdefault(m, i[0]))
              for u, unit in enumerate(model.units) if unit.cgate is not None
              for conv in unit.cgate.modules() if isinstance(conv, nn.Conv2d)]  # fmt: skip
-    h, states, every = model.stem(inputs[0]), {}, torch.arange(1)
-    for unit in model.units:  # every unit runs once, for the shapes its gate's convs see
-        h = unit.enter(h, states)
-        if unit.cgate is not None:
-            unit.cgate(h)
-        h = unit.eval_step(h, states, every, None)
+    for x in inputs:  # the real forwards: every unit some input executes runs its gate
+        model(x)
     for hook in hooks:
         hook.remove()
     conv_s = {u: sum(hot_seconds(lambda m=m, x=x: nn.functional.conv2d(
-                         x, m.weight, m.bias, m.stride, m.padding)) for m, x in convs)
+                         x, m.weight, m.bias, m.stride, m.padding)) for m, x in convs.items())
               for u, convs in recorded.items()}  # fmt: skip
     cell_s = 0.0
     if model.layer_gate is not None:
